@@ -1,0 +1,157 @@
+//! Making calls on a session.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::time::Instant;
+
+use super::session::Owner;
+use super::shared::Shared;
+use super::{CallOptions, Channel, Status};
+use crate::schema::Method;
+use crate::v1::{Envelope, Kind};
+
+/// Makes calls on one session. Cheap to clone; clones share the session and
+/// keep it open.
+///
+/// Implements [`Channel`], so generated clients run over it.
+#[derive(Debug, Clone)]
+pub struct Client {
+    shared: Arc<Shared>,
+    owner: Arc<Owner>,
+}
+
+impl Client {
+    pub(super) fn new(shared: Arc<Shared>, owner: Arc<Owner>) -> Self {
+        Self { shared, owner }
+    }
+
+    pub(super) fn owner(&self) -> &Owner {
+        &self.owner
+    }
+
+    /// Who is on the other end.
+    pub fn peer(&self) -> &str {
+        self.shared.peer()
+    }
+
+    /// Whether the session has ended; calls then fail with `UNAVAILABLE`.
+    pub fn is_closed(&self) -> bool {
+        self.shared.is_closed()
+    }
+
+    /// Sends a one-way call to `method`: no response, no retry.
+    ///
+    /// Returns once the call is queued for writing, waiting while the queue
+    /// is full. Fails with `UNAVAILABLE` when the session has ended and
+    /// `RESOURCE_EXHAUSTED` when the message exceeds the frame limit.
+    pub async fn send(&self, method: &'static Method, request: Bytes) -> Result<(), Status> {
+        if self.shared.is_closed() {
+            return Err(self.shared.unavailable());
+        }
+        self.shared
+            .enqueue(Envelope {
+                kind: Kind::OneWay as i32,
+                method: method.id,
+                body: request,
+                ..Envelope::default()
+            })
+            .await
+    }
+
+    /// Measures one round trip to the peer's session (a PING answered by a
+    /// PONG), waiting at most the session's default timeout.
+    pub async fn ping(&self) -> Result<Duration, Status> {
+        let started = Instant::now();
+        let exchange = self.exchange(Kind::Ping, 0, Bytes::new(), None);
+        self.within(self.shared.config().default_timeout, "a ping", exchange)
+            .await?;
+        Ok(started.elapsed())
+    }
+
+    async fn within(
+        &self,
+        timeout: Option<Duration>,
+        what: &str,
+        exchange: impl Future<Output = Result<Bytes, Status>>,
+    ) -> Result<Bytes, Status> {
+        let Some(limit) = timeout else {
+            return exchange.await;
+        };
+        tokio::time::timeout(limit, exchange)
+            .await
+            .unwrap_or_else(|_| {
+                Err(Status::deadline_exceeded(format!(
+                    "{what} got no response from {} within {limit:?}",
+                    self.peer()
+                )))
+            })
+    }
+
+    /// Sends one envelope that expects an answer, and waits for the answer.
+    async fn exchange(
+        &self,
+        kind: Kind,
+        method: u32,
+        body: Bytes,
+        timeout: Option<Duration>,
+    ) -> Result<Bytes, Status> {
+        let _slot = self.shared.acquire_call_slot().await?;
+        let (call_id, reply) = self.shared.register()?;
+        let mut outstanding = Outstanding {
+            shared: &self.shared,
+            call_id,
+            cancel_on_drop: kind == Kind::Request,
+        };
+        let envelope = Envelope {
+            kind: kind as i32,
+            call_id,
+            method,
+            body,
+            timeout_micros: timeout.map_or(0, |limit| limit.as_micros().max(1) as u64),
+            ..Envelope::default()
+        };
+        if let Err(refused) = self.shared.enqueue(envelope).await {
+            outstanding.cancel_on_drop = false;
+            return Err(refused);
+        }
+        let answer = reply.await.map_err(|_| self.shared.unavailable());
+        outstanding.cancel_on_drop = false;
+        answer?
+    }
+}
+
+impl Channel for Client {
+    async fn call(
+        &self,
+        method: &'static Method,
+        request: Bytes,
+        options: CallOptions,
+    ) -> Result<Bytes, Status> {
+        let timeout = options.timeout.or(self.shared.config().default_timeout);
+        let exchange = self.exchange(Kind::Request, method.id, request, timeout);
+        self.within(timeout, method.path, exchange).await
+    }
+}
+
+/// A call awaiting its answer. If the caller stops waiting (deadline, or the
+/// future was dropped), the call is forgotten and the peer told to stop.
+struct Outstanding<'a> {
+    shared: &'a Shared,
+    call_id: u64,
+    cancel_on_drop: bool,
+}
+
+impl Drop for Outstanding<'_> {
+    fn drop(&mut self) {
+        let was_waiting = self.shared.forget(self.call_id);
+        if was_waiting && self.cancel_on_drop && !self.shared.is_closed() {
+            self.shared.try_enqueue(Envelope {
+                kind: Kind::Cancel as i32,
+                call_id: self.call_id,
+                ..Envelope::default()
+            });
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! Remote procedure calls over any ordered byte stream.
+//!
+//! A [`Session`] runs the protocol described in `protowright/v1/rpc.proto`
+//! over one stream: calls in both directions, each with an id, an optional
+//! deadline the callee honours too, cancellation when the caller gives up,
+//! status codes with messages, and bounded calls in flight. Generated
+//! clients call through the [`Channel`] trait ([`Client`] implements it);
+//! generated servers are dispatched to through the [`Service`] trait.
+//!
+//! The transports (`tcp`, `udp`) run sessions over their connections;
+//! [`memory::connect`] runs one over an in-memory pipe for tests.
+
+mod client;
+mod config;
+pub mod memory;
+mod service;
+mod session;
+mod shared;
+mod status;
+
+pub use client::Client;
+pub use config::Config;
+pub use service::{CallOptions, Channel, NoService, Service, decode_request, encode, unary};
+pub use session::Session;
+pub use status::{Code, Status};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,294 @@
+//! An RPC session: calls in both directions over one ordered byte stream.
+//!
+//! One task drives the stream: its read half decodes envelopes and routes
+//! them (requests to handler tasks, responses to waiting callers), its write
+//! half gathers queued envelopes into batched writes. Everything it holds is
+//! bounded by [`Config`]; when the stream ends, every waiting call fails with
+//! `UNAVAILABLE` and every running handler is stopped.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use prost::Message;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use super::shared::Shared;
+use super::{Client, Config, Service, Status};
+use crate::codec::Delimited;
+use crate::error::ConnectionError;
+use crate::v1::{Envelope, Kind};
+
+/// A running RPC session; the handle that owns it.
+///
+/// The session runs until the peer closes the stream, an error ends it,
+/// [`close`](Self::close) is called, or this handle and every [`Client`]
+/// taken from it are dropped.
+#[derive(Debug)]
+pub struct Session {
+    client: Client,
+    done: oneshot::Receiver<Result<(), ConnectionError>>,
+}
+
+/// Closes the session when the last handle that keeps it alive is dropped.
+#[derive(Debug)]
+pub(super) struct Owner {
+    close: Arc<Notify>,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.close.notify_one();
+    }
+}
+
+impl Session {
+    /// Starts a session over `io`, serving incoming calls with `service`.
+    ///
+    /// `peer` names the other end in errors and logs (an address, say).
+    /// Must be called inside a tokio runtime: the session runs on a task of
+    /// its own, and each incoming call on another.
+    pub fn spawn<IO, S>(io: IO, peer: impl Into<String>, service: S, config: Config) -> Self
+    where
+        IO: AsyncRead + AsyncWrite + Send + 'static,
+        S: Service,
+    {
+        let (queue, outgoing) = mpsc::channel(config.outgoing_queue.max(1));
+        let shared = Arc::new(Shared::new(peer.into(), config, queue));
+        let close = Arc::new(Notify::new());
+        let owner = Arc::new(Owner {
+            close: Arc::clone(&close),
+        });
+        let (done_tx, done) = oneshot::channel();
+        let driver = Driver {
+            shared: Arc::clone(&shared),
+            service: Arc::new(service),
+        };
+        tokio::spawn(async move {
+            let result = driver.run(io, outgoing, close).await;
+            // The handle may be gone; then nobody is waiting for the outcome.
+            let _ = done_tx.send(result);
+        });
+        Self {
+            client: Client::new(shared, owner),
+            done,
+        }
+    }
+
+    /// A handle for making calls on this session. Clones share the session.
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    /// Who is on the other end.
+    pub fn peer(&self) -> &str {
+        self.client.peer()
+    }
+
+    /// Asks the session to end: envelopes already queued are written, then
+    /// the write side is shut down. Calls still waiting fail with `UNAVAILABLE`.
+    pub fn close(&self) {
+        self.client.owner().close.notify_one();
+    }
+
+    /// Waits until the session ends, and says why.
+    ///
+    /// `Ok(())` means it ended cleanly: the peer closed the stream on a frame
+    /// boundary, or this side closed it.
+    pub async fn closed(self) -> Result<(), ConnectionError> {
+        let peer = self.client.peer().to_owned();
+        let outcome = self.done.await;
+        drop(self.client);
+        outcome.unwrap_or(Err(ConnectionError::Aborted { peer }))
+    }
+}
+
+/// The session's task: reads and writes the stream until it ends.
+struct Driver<S> {
+    shared: Arc<Shared>,
+    service: Arc<S>,
+}
+
+impl<S: Service> Driver<S> {
+    async fn run<IO>(
+        self,
+        io: IO,
+        outgoing: mpsc::Receiver<Envelope>,
+        close: Arc<Notify>,
+    ) -> Result<(), ConnectionError>
+    where
+        IO: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let (reader, writer) = tokio::io::split(io);
+        let result = tokio::select! {
+            biased;
+            written = self.write_loop(writer, outgoing, &close) => written,
+            read = self.read_loop(reader) => read,
+        };
+        let reason = match &result {
+            Ok(()) => format!("the connection with {} was closed", self.shared.peer()),
+            Err(error) => error.to_string(),
+        };
+        self.shared.shut_down(reason);
+        result
+    }
+
+    async fn read_loop<R>(&self, mut reader: R) -> Result<(), ConnectionError>
+    where
+        R: AsyncRead + Unpin,
+    {
+        let config = self.shared.config();
+        let mut codec = Delimited::new(config.max_frame);
+        let mut buf = BytesMut::with_capacity(config.read_buffer);
+        loop {
+            while let Some(frame) = codec
+                .decode(&mut buf)
+                .map_err(|source| self.shared.frame_error(source))?
+            {
+                let envelope =
+                    Envelope::decode(frame).map_err(|source| ConnectionError::Decode {
+                        peer: self.shared.peer().to_owned(),
+                        source,
+                    })?;
+                self.on_envelope(envelope).await?;
+            }
+            if buf.capacity() - buf.len() < config.read_buffer / 4 {
+                buf.reserve(config.read_buffer);
+            }
+            let read = reader
+                .read_buf(&mut buf)
+                .await
+                .map_err(|source| self.shared.io_error(source))?;
+            if read == 0 {
+                return codec
+                    .decode_eof(&buf)
+                    .map_err(|source| self.shared.frame_error(source));
+            }
+        }
+    }
+
+    async fn on_envelope(&self, envelope: Envelope) -> Result<(), ConnectionError> {
+        match Kind::try_from(envelope.kind) {
+            Ok(Kind::Request) => self.on_request(envelope, true).await,
+            Ok(Kind::OneWay) => self.on_request(envelope, false).await,
+            Ok(Kind::Response) => {
+                let outcome = match envelope.status {
+                    Some(status) if status.code != 0 => Err(Status::from_wire(status)),
+                    _ => Ok(envelope.body),
+                };
+                self.shared.complete(envelope.call_id, outcome);
+            }
+            Ok(Kind::Pong) => self.shared.complete(envelope.call_id, Ok(Bytes::new())),
+            Ok(Kind::Cancel) => self.shared.cancel_serving(envelope.call_id),
+            Ok(Kind::Ping) => {
+                let pong = Envelope {
+                    kind: Kind::Pong as i32,
+                    call_id: envelope.call_id,
+                    ..Envelope::default()
+                };
+                // The pong is tiny; failure means the session is closing.
+                let _ = self.shared.enqueue(pong).await;
+            }
+            Ok(Kind::Unspecified) => {
+                return Err(ConnectionError::Protocol {
+                    peer: self.shared.peer().to_owned(),
+                    reason: "an envelope arrived without a kind".into(),
+                });
+            }
+            Err(_) => tracing::debug!(
+                peer = self.shared.peer(),
+                kind = envelope.kind,
+                "ignoring an envelope of a kind this build does not know"
+            ),
+        }
+        Ok(())
+    }
+
+    async fn on_request(&self, envelope: Envelope, respond: bool) {
+        let call_id = envelope.call_id;
+        let Err(refused) = self.shared.start_serving(&self.service, envelope, respond) else {
+            return;
+        };
+        if respond {
+            // Fails only when the session is closing.
+            let _ = self.shared.enqueue(response(call_id, Err(refused))).await;
+        } else {
+            tracing::warn!(peer = self.shared.peer(), status = %refused, "dropped a one-way call");
+        }
+    }
+
+    async fn write_loop<W>(
+        &self,
+        mut writer: W,
+        mut outgoing: mpsc::Receiver<Envelope>,
+        close: &Notify,
+    ) -> Result<(), ConnectionError>
+    where
+        W: AsyncWrite + Unpin,
+    {
+        let config = self.shared.config();
+        let codec = Delimited::new(config.max_frame);
+        let mut batch = BytesMut::with_capacity(config.write_batch);
+        loop {
+            let first = tokio::select! {
+                biased;
+                () = close.notified() => None,
+                envelope = outgoing.recv() => envelope,
+            };
+            let closing = first.is_none();
+            if let Some(envelope) = first {
+                self.encode(&codec, &envelope, &mut batch);
+            }
+            // Gather what else is queued into the same write: many small
+            // messages cost one system call, and nothing waits for a timer.
+            while closing || batch.len() < config.write_batch {
+                match outgoing.try_recv() {
+                    Ok(envelope) => self.encode(&codec, &envelope, &mut batch),
+                    Err(_) => break,
+                }
+            }
+            writer
+                .write_all(&batch)
+                .await
+                .map_err(|source| self.shared.io_error(source))?;
+            batch.clear();
+            if closing {
+                writer
+                    .shutdown()
+                    .await
+                    .map_err(|source| self.shared.io_error(source))?;
+                return Ok(());
+            }
+            writer
+                .flush()
+                .await
+                .map_err(|source| self.shared.io_error(source))?;
+        }
+    }
+
+    fn encode(&self, codec: &Delimited, envelope: &Envelope, batch: &mut BytesMut) {
+        // `Shared::enqueue` refuses envelopes over the limit, so this only
+        // fails if that check and the codec disagree.
+        if let Err(error) = codec.encode(envelope, batch) {
+            tracing::error!(peer = self.shared.peer(), %error, "dropped an outgoing envelope");
+        }
+    }
+}
+
+/// The response envelope for `call_id`.
+pub(super) fn response(call_id: u64, outcome: Result<Bytes, Status>) -> Envelope {
+    match outcome {
+        Ok(body) => Envelope {
+            kind: Kind::Response as i32,
+            call_id,
+            body,
+            ..Envelope::default()
+        },
+        Err(status) => Envelope {
+            kind: Kind::Response as i32,
+            call_id,
+            status: Some(status.to_wire()),
+            ..Envelope::default()
+        },
+    }
+}

@@ -1,0 +1,292 @@
+//! The state a session's task, its handler tasks and its clients share.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use prost::Message;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
+use tokio::task::AbortHandle;
+
+use super::session::response;
+use super::{Config, Service, Status};
+use crate::codec::FrameError;
+use crate::error::ConnectionError;
+use crate::v1::Envelope;
+
+/// What a waiting caller receives.
+pub(super) type Reply = Result<Bytes, Status>;
+
+#[derive(Debug)]
+pub(super) struct Shared {
+    peer: String,
+    config: Config,
+    outgoing: mpsc::Sender<Envelope>,
+    next_call_id: AtomicU64,
+    /// Bounds the caller's calls awaiting a response.
+    in_flight: Arc<Semaphore>,
+    /// Bounds the handlers running for the peer's calls.
+    handler_slots: Arc<Semaphore>,
+    calls: Mutex<Calls>,
+    /// Handlers of the peer's requests, by call id, so a cancel can stop one.
+    serving: Mutex<BTreeMap<u64, AbortHandle>>,
+    /// Turns true when the session ends; one-way handlers stop on it.
+    ended: watch::Sender<bool>,
+}
+
+/// The caller's calls awaiting a response, and whether new ones may start.
+#[derive(Debug, Default)]
+struct Calls {
+    waiting: BTreeMap<u64, oneshot::Sender<Reply>>,
+    /// Set when the session ended: why it did.
+    closed: Option<String>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // No code path panics while holding these locks; if one ever did, the
+    // maps are still consistent, so carry on rather than cascade the panic.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    pub(super) fn new(peer: String, config: Config, outgoing: mpsc::Sender<Envelope>) -> Self {
+        Self {
+            peer,
+            in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
+            handler_slots: Arc::new(Semaphore::new(config.max_concurrent_requests.max(1))),
+            config,
+            outgoing,
+            next_call_id: AtomicU64::new(1),
+            calls: Mutex::default(),
+            serving: Mutex::default(),
+            ended: watch::Sender::new(false),
+        }
+    }
+
+    pub(super) fn peer(&self) -> &str {
+        &self.peer
+    }
+
+    pub(super) fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub(super) fn io_error(&self, source: std::io::Error) -> ConnectionError {
+        ConnectionError::Io {
+            peer: self.peer.clone(),
+            source,
+        }
+    }
+
+    pub(super) fn frame_error(&self, source: FrameError) -> ConnectionError {
+        ConnectionError::Frame {
+            peer: self.peer.clone(),
+            source,
+        }
+    }
+
+    /// The status of a call that cannot complete because the session ended.
+    pub(super) fn unavailable(&self) -> Status {
+        let reason = lock(&self.calls).closed.clone();
+        Status::unavailable(
+            reason.unwrap_or_else(|| format!("the session with {} ended", self.peer)),
+        )
+    }
+
+    pub(super) fn is_closed(&self) -> bool {
+        lock(&self.calls).closed.is_some()
+    }
+
+    /// Queues an envelope for the writer, waiting while the queue is full.
+    ///
+    /// Refuses an envelope larger than the frame limit with
+    /// `RESOURCE_EXHAUSTED`, so nothing a peer would reject is ever sent.
+    pub(super) async fn enqueue(&self, envelope: Envelope) -> Result<(), Status> {
+        let len = envelope.encoded_len();
+        if len > self.config.max_frame {
+            return Err(Status::resource_exhausted(format!(
+                "a message of {len} bytes exceeds the frame limit of {} bytes for {}",
+                self.config.max_frame, self.peer
+            )));
+        }
+        self.outgoing
+            .send(envelope)
+            .await
+            .map_err(|_| self.unavailable())
+    }
+
+    /// Queues an envelope only if there is room now. For best-effort notices
+    /// (cancels) sent from places that cannot wait.
+    pub(super) fn try_enqueue(&self, envelope: Envelope) {
+        let _ = self.outgoing.try_send(envelope);
+    }
+
+    /// Takes a slot for one more call awaiting a response.
+    pub(super) async fn acquire_call_slot(&self) -> Result<OwnedSemaphorePermit, Status> {
+        Arc::clone(&self.in_flight)
+            .acquire_owned()
+            .await
+            .map_err(|_| self.unavailable())
+    }
+
+    /// Registers a call awaiting a reply; fails once the session has ended.
+    pub(super) fn register(&self) -> Result<(u64, oneshot::Receiver<Reply>), Status> {
+        let mut calls = lock(&self.calls);
+        if let Some(reason) = &calls.closed {
+            return Err(Status::unavailable(reason.clone()));
+        }
+        let call_id = self.next_call_id.fetch_add(1, Ordering::Relaxed);
+        let (reply, receiver) = oneshot::channel();
+        calls.waiting.insert(call_id, reply);
+        Ok((call_id, receiver))
+    }
+
+    /// Forgets a call whose caller stopped waiting. Returns whether it was
+    /// still waiting (and so whether the peer may still be working on it).
+    pub(super) fn forget(&self, call_id: u64) -> bool {
+        lock(&self.calls).waiting.remove(&call_id).is_some()
+    }
+
+    /// Hands a reply to the caller waiting on `call_id`. A reply nobody waits
+    /// for (the caller gave up) is dropped.
+    pub(super) fn complete(&self, call_id: u64, reply: Reply) {
+        let waiting = lock(&self.calls).waiting.remove(&call_id);
+        match waiting {
+            Some(caller) => {
+                let _ = caller.send(reply);
+            }
+            None => tracing::trace!(
+                peer = self.peer,
+                call_id,
+                "reply for a call no longer waiting"
+            ),
+        }
+    }
+
+    /// Starts a handler task for a request or one-way call from the peer.
+    ///
+    /// Fails at once, without running anything, when every handler slot is
+    /// busy or the call id is already being served.
+    pub(super) fn start_serving<S: Service>(
+        self: &Arc<Self>,
+        service: &Arc<S>,
+        envelope: Envelope,
+        respond: bool,
+    ) -> Result<(), Status> {
+        let slot = Arc::clone(&self.handler_slots)
+            .try_acquire_owned()
+            .map_err(|_| {
+                Status::resource_exhausted(format!(
+                    "{} calls are already being served for {}",
+                    self.config.max_concurrent_requests, self.peer
+                ))
+            })?;
+        let call_id = envelope.call_id;
+        let timeout =
+            (envelope.timeout_micros > 0).then(|| Duration::from_micros(envelope.timeout_micros));
+        let handler = Handler {
+            shared: Arc::clone(self),
+            service: Arc::clone(service),
+            call_id,
+            method: envelope.method,
+            body: envelope.body,
+            timeout,
+        };
+        if !respond {
+            tokio::spawn(handler.run_one_way(slot));
+            return Ok(());
+        }
+        let mut serving = lock(&self.serving);
+        if serving.contains_key(&call_id) {
+            return Err(Status::invalid_argument(format!(
+                "call id {call_id} is already in use by a call in progress"
+            )));
+        }
+        // The lock is held across the spawn so the handler cannot finish and
+        // unregister before it is registered.
+        let task = tokio::spawn(handler.run_request(slot));
+        serving.insert(call_id, task.abort_handle());
+        Ok(())
+    }
+
+    /// Stops the handler of `call_id`, if it is still running.
+    pub(super) fn cancel_serving(&self, call_id: u64) {
+        if let Some(task) = lock(&self.serving).remove(&call_id) {
+            task.abort();
+        }
+    }
+
+    fn finish_serving(&self, call_id: u64) {
+        lock(&self.serving).remove(&call_id);
+    }
+
+    /// Ends the session: fails every waiting call with `reason`, stops every
+    /// handler, and refuses new calls.
+    pub(super) fn shut_down(&self, reason: String) {
+        let waiting = {
+            let mut calls = lock(&self.calls);
+            calls.closed = Some(reason.clone());
+            std::mem::take(&mut calls.waiting)
+        };
+        for (_, caller) in waiting {
+            let _ = caller.send(Err(Status::unavailable(reason.clone())));
+        }
+        for (_, task) in std::mem::take(&mut *lock(&self.serving)) {
+            task.abort();
+        }
+        self.in_flight.close();
+        self.ended.send_replace(true);
+    }
+}
+
+/// One incoming call, run on a task of its own.
+struct Handler<S> {
+    shared: Arc<Shared>,
+    service: Arc<S>,
+    call_id: u64,
+    method: u32,
+    body: Bytes,
+    timeout: Option<Duration>,
+}
+
+impl<S: Service> Handler<S> {
+    async fn outcome(&self) -> Reply {
+        let call = self.service.call(self.method, self.body.clone());
+        match self.timeout {
+            None => call.await,
+            Some(limit) => tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+                Err(Status::deadline_exceeded(format!(
+                    "the handler did not finish within the caller's {limit:?}"
+                )))
+            }),
+        }
+    }
+
+    async fn run_request(self, _slot: OwnedSemaphorePermit) {
+        let outcome = self.outcome().await;
+        self.shared.finish_serving(self.call_id);
+        if let Err(refused) = self.shared.enqueue(response(self.call_id, outcome)).await {
+            // Too large to send: tell the caller why instead. (When the
+            // session is closing, this fails too and nobody is waiting.)
+            let _ = self
+                .shared
+                .enqueue(response(self.call_id, Err(refused)))
+                .await;
+        }
+    }
+
+    async fn run_one_way(self, _slot: OwnedSemaphorePermit) {
+        let mut ended = self.shared.ended.subscribe();
+        tokio::select! {
+            biased;
+            _ = ended.wait_for(|ended| *ended) => {}
+            outcome = self.outcome() => {
+                if let Err(status) = outcome {
+                    tracing::debug!(peer = self.shared.peer(), %status, "a one-way call failed");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! The outcome of a failed call.
+
+use std::fmt;
+
+use crate::v1;
+
+pub use crate::v1::Code;
+
+/// Why a call failed: a [`Code`] a program can act on and a message a person
+/// can read. Travels on the wire as `protowright.v1.Status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    code: Code,
+    message: String,
+}
+
+impl std::error::Error for Status {}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str_name(), self.message)
+    }
+}
+
+macro_rules! constructors {
+    ($($(#[$doc:meta])* $name:ident => $code:ident;)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(message: impl Into<String>) -> Self {
+                Self::new(Code::$code, message)
+            }
+        )*
+    };
+}
+
+impl Status {
+    /// A status with `code` and `message`.
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// What kind of failure this is.
+    pub fn code(&self) -> Code {
+        self.code
+    }
+
+    /// The explanation for a person.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    constructors! {
+        /// The caller cancelled the call.
+        cancelled => Cancelled;
+        /// The request was malformed (for example, undecodable).
+        invalid_argument => InvalidArgument;
+        /// The call's deadline passed before a response arrived.
+        deadline_exceeded => DeadlineExceeded;
+        /// A limit was reached (in-flight calls, message size).
+        resource_exhausted => ResourceExhausted;
+        /// The callee has no such method.
+        unimplemented => Unimplemented;
+        /// A bug or broken invariant on one side.
+        internal => Internal;
+        /// The peer cannot be reached now; the call may succeed later.
+        unavailable => Unavailable;
+        /// A failure that fits no other code.
+        unknown => Unknown;
+    }
+
+    /// Converts to the wire form.
+    pub fn to_wire(&self) -> v1::Status {
+        v1::Status {
+            code: self.code as i32,
+            message: self.message.clone(),
+        }
+    }
+
+    /// Converts from the wire form. A code this build does not know becomes
+    /// [`Code::Unknown`], keeping the peer's message.
+    pub fn from_wire(status: v1::Status) -> Self {
+        let code = Code::try_from(status.code).unwrap_or(Code::Unknown);
+        Self::new(code, status.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn displays_code_name_and_message() {
+        let status = Status::deadline_exceeded("no answer from 10.0.0.1:9000 within 2s");
+        assert_eq!(
+            status.to_string(),
+            "DEADLINE_EXCEEDED: no answer from 10.0.0.1:9000 within 2s"
+        );
+    }
+
+    #[test]
+    fn round_trips_through_the_wire_form() {
+        let status = Status::unavailable("gone");
+        assert_eq!(Status::from_wire(status.to_wire()), status);
+    }
+
+    #[test]
+    fn an_unknown_wire_code_becomes_unknown() {
+        let status = Status::from_wire(v1::Status {
+            code: 999,
+            message: "from the future".into(),
+        });
+        assert_eq!(status.code(), Code::Unknown);
+        assert_eq!(status.message(), "from the future");
+    }
+}
