@@ -1,0 +1,89 @@
+//! Parsing and checking schemas with protox: no `protoc` anywhere.
+
+use std::path::{Path, PathBuf};
+
+use prost_reflect::DescriptorPool;
+use prost_types::FileDescriptorSet;
+use protox::file::{
+    ChainFileResolver, File, FileResolver, GoogleFileResolver, IncludeFileResolver,
+};
+
+use crate::diagnostic::schema_error;
+use crate::error::Error;
+
+/// protowright's own schema files, served to every compilation so a user's
+/// schema can import them without an include path.
+const EMBEDDED: &[(&str, &str)] = &[
+    (
+        "protowright/v1/options.proto",
+        include_str!("../../../proto/protowright/v1/options.proto"),
+    ),
+    (
+        "protowright/v1/rpc.proto",
+        include_str!("../../../proto/protowright/v1/rpc.proto"),
+    ),
+];
+
+/// Serves [`EMBEDDED`].
+struct EmbeddedFiles;
+
+impl FileResolver for EmbeddedFiles {
+    fn open_file(&self, name: &str) -> Result<File, protox::Error> {
+        match EMBEDDED.iter().find(|(embedded, _)| *embedded == name) {
+            Some((_, source)) => File::from_source(name, source),
+            None => Err(protox::Error::file_not_found(name)),
+        }
+    }
+}
+
+/// The result of compiling a set of schemas.
+pub(crate) struct Compiled {
+    /// Every file, imports included, with source info (for comments and
+    /// error locations).
+    pub(crate) files: FileDescriptorSet,
+    /// The same files encoded with their options' extensions intact
+    /// (prost's descriptor types drop them when re-encoding).
+    pub(crate) encoded: Vec<u8>,
+    /// The same files with their options' extensions readable.
+    pub(crate) pool: DescriptorPool,
+    /// Every file read from disk, for `cargo:rerun-if-changed`.
+    pub(crate) read_from_disk: Vec<PathBuf>,
+}
+
+/// Parses and checks `protos`, resolving imports in `includes`, then in
+/// protowright's embedded files, then in Google's well-known types.
+pub(crate) fn compile(protos: &[PathBuf], includes: &[PathBuf]) -> Result<Compiled, Error> {
+    let mut resolver = ChainFileResolver::new();
+    for include in includes {
+        resolver.add(IncludeFileResolver::new(include.clone()));
+    }
+    resolver.add(EmbeddedFiles);
+    resolver.add(GoogleFileResolver::new());
+
+    let mut compiler = protox::Compiler::with_file_resolver(resolver);
+    compiler.include_source_info(true).include_imports(true);
+    for proto in protos {
+        compiler
+            .open_file(relative_to_include(proto, includes))
+            .map_err(|error| schema_error(&error, includes))?;
+    }
+    let read_from_disk = compiler
+        .files()
+        .filter_map(|file| file.path().map(Path::to_path_buf))
+        .collect();
+    Ok(Compiled {
+        files: compiler.file_descriptor_set(),
+        encoded: compiler.encode_file_descriptor_set(),
+        pool: compiler.descriptor_pool(),
+        read_from_disk,
+    })
+}
+
+/// The import name of `proto` when it lies under an include path; protox
+/// can then open it even when the include was given as a relative path.
+fn relative_to_include(proto: &Path, includes: &[PathBuf]) -> PathBuf {
+    includes
+        .iter()
+        .find_map(|include| proto.strip_prefix(include).ok())
+        .map_or_else(|| proto.to_path_buf(), Path::to_path_buf)
+}
