@@ -40,22 +40,8 @@ pub enum Error {
     },
     /// Two methods would share a wire id. Rename one, or pin a distinct id
     /// with `option (protowright.v1.method_id) = N;`.
-    #[error(
-        "{location}: method `{method}` has wire id {id:#010x}, which `{other}` ({other_location}) already has; \
-         pin a distinct id with `option (protowright.v1.method_id) = N;`"
-    )]
-    DuplicateMethodId {
-        /// The method declared second.
-        method: String,
-        /// Where it is declared.
-        location: Location,
-        /// The shared id.
-        id: u32,
-        /// The method declared first.
-        other: String,
-        /// Where that one is declared.
-        other_location: Location,
-    },
+    #[error("{0}")]
+    DuplicateMethodId(Box<MethodIdClash>),
     /// The schema uses something protowright cannot generate code for (for
     /// example a streaming method, or a protocol root without a `oneof`).
     #[error("{location}: {message}")]
@@ -77,6 +63,38 @@ pub enum Error {
     /// prost-build refused the descriptors or could not write its output.
     #[error("code generation failed: {0}")]
     Generate(#[source] std::io::Error),
+}
+
+/// Two methods that would share a wire id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MethodIdClash {
+    /// The method declared second.
+    pub method: String,
+    /// Where it is declared.
+    pub location: Location,
+    /// The shared id.
+    pub id: u32,
+    /// The method declared first.
+    pub other: String,
+    /// Where that one is declared.
+    pub other_location: Location,
+}
+
+impl fmt::Display for MethodIdClash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self {
+            method,
+            location,
+            id,
+            other,
+            other_location,
+        } = self;
+        write!(
+            f,
+            "{location}: method `{method}` has wire id {id:#010x}, which `{other}` ({other_location}) \
+             already has; pin a distinct id with `option (protowright.v1.method_id) = N;`"
+        )
+    }
 }
 
 impl fmt::Debug for Error {

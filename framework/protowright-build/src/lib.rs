@@ -45,7 +45,7 @@ mod ident;
 mod model;
 
 pub use builder::Builder;
-pub use error::{Error, Location};
+pub use error::{Error, Location, MethodIdClash};
 
 /// Starts configuring code generation, with defaults that suit most crates.
 pub fn configure() -> Builder {

@@ -14,7 +14,7 @@ use prost_types::FileDescriptorSet;
 use prost_types::method_options::IdempotencyLevel;
 
 use crate::diagnostic::{disk_path, excerpt};
-use crate::error::{Error, Location};
+use crate::error::{Error, Location, MethodIdClash};
 use crate::ident::{ExternPaths, to_snake, to_upper_camel, type_path};
 
 /// Everything the generators need, per file in descriptor-set order.
@@ -173,13 +173,13 @@ impl Model {
                     let info = read_method(&method, &options, locator)?;
                     let location = locator.locate(file.name(), method.path()).0;
                     if let Some((other, other_location)) = ids.get(&info.id) {
-                        return Err(Error::DuplicateMethodId {
+                        return Err(Error::DuplicateMethodId(Box::new(MethodIdClash {
                             method: method.full_name().to_owned(),
                             location,
                             id: info.id,
                             other: other.clone(),
                             other_location: other_location.clone(),
-                        });
+                        })));
                     }
                     ids.insert(info.id, (method.full_name().to_owned(), location));
                     model.methods.insert(method.full_name().to_owned(), info);
