@@ -49,6 +49,24 @@ pub enum ConnectionError {
         /// Which rule.
         reason: String,
     },
+    /// Nothing at all arrived from the peer for the dead-peer bound, though
+    /// heartbeats were sent: it crashed, or the path to it is cut.
+    #[error("no data from {peer} for {silence:?}: the peer is unreachable or not responding")]
+    Timeout {
+        /// Who fell silent.
+        peer: String,
+        /// How long the silence lasted.
+        silence: std::time::Duration,
+    },
+    /// Writing to the peer made no progress for the write-stall timeout: it
+    /// stopped reading.
+    #[error("writing to {peer} made no progress for {stalled:?}: the peer stopped reading")]
+    WriteStalled {
+        /// Who stopped reading.
+        peer: String,
+        /// How long the write was stuck.
+        stalled: std::time::Duration,
+    },
     /// The session's task was stopped before it could report (its runtime
     /// shut down).
     #[error("the session with {peer} was stopped by its runtime")]

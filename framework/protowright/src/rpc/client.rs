@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::session::Owner;
 use super::shared::Shared;
-use super::{CallOptions, Channel, Status};
+use super::{CallOptions, Channel, Stats, Status};
 use crate::schema::Method;
 use crate::v1::{Envelope, Kind};
 
@@ -41,6 +41,29 @@ impl Client {
         self.shared.is_closed()
     }
 
+    /// Whether new calls can be made: the session is open and the peer has
+    /// not said GOAWAY.
+    pub fn is_accepting_calls(&self) -> bool {
+        self.shared.is_accepting_calls()
+    }
+
+    /// The connection's counters now.
+    pub fn stats(&self) -> Stats {
+        self.shared.stats()
+    }
+
+    pub(super) async fn go_away(&self, status: Status) {
+        self.shared.go_away();
+        let _ = self
+            .shared
+            .enqueue(Envelope {
+                kind: Kind::Goaway as i32,
+                status: Some(status.to_wire()),
+                ..Envelope::default()
+            })
+            .await;
+    }
+
     /// Sends a one-way call to `method`: no response, no retry.
     ///
     /// Returns once the call is queued for writing, waiting while the queue
@@ -50,14 +73,16 @@ impl Client {
         if self.shared.is_closed() {
             return Err(self.shared.unavailable());
         }
-        self.shared
-            .enqueue(Envelope {
-                kind: Kind::OneWay as i32,
-                method: method.id,
-                body: request,
-                ..Envelope::default()
-            })
-            .await
+        self.shared.enqueue(one_way(method, request)).await
+    }
+
+    /// Like [`send`](Self::send), but never waits: a full outgoing queue
+    /// fails at once with `RESOURCE_EXHAUSTED`.
+    pub fn try_send(&self, method: &'static Method, request: Bytes) -> Result<(), Status> {
+        if self.shared.is_closed() {
+            return Err(self.shared.unavailable());
+        }
+        self.shared.try_enqueue(one_way(method, request))
     }
 
     /// Measures one round trip to the peer's session (a PING answered by a
@@ -147,11 +172,22 @@ impl Drop for Outstanding<'_> {
     fn drop(&mut self) {
         let was_waiting = self.shared.forget(self.call_id);
         if was_waiting && self.cancel_on_drop && !self.shared.is_closed() {
-            self.shared.try_enqueue(Envelope {
+            // Best effort: if the queue is full the callee's own deadline
+            // still stops the work.
+            let _ = self.shared.try_enqueue(Envelope {
                 kind: Kind::Cancel as i32,
                 call_id: self.call_id,
                 ..Envelope::default()
             });
         }
+    }
+}
+
+fn one_way(method: &Method, request: Bytes) -> Envelope {
+    Envelope {
+        kind: Kind::OneWay as i32,
+        method: method.id,
+        body: request,
+        ..Envelope::default()
     }
 }

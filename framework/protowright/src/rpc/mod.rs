@@ -12,16 +12,19 @@
 
 mod client;
 mod config;
+mod keepalive;
 pub mod memory;
 mod service;
 mod session;
 mod shared;
+mod stats;
 mod status;
 
 pub use client::Client;
-pub use config::Config;
+pub use config::{Config, ConfigError};
 pub use service::{CallOptions, Channel, NoService, Service, decode_request, encode, unary};
 pub use session::Session;
+pub use stats::Stats;
 pub use status::{Code, Status};
 
 #[cfg(test)]

@@ -12,9 +12,12 @@ use bytes::{Bytes, BytesMut};
 use prost::Message;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::time::Instant;
 
-use super::shared::Shared;
-use super::{Client, Config, Service, Status};
+use super::keepalive::{Moment, Timeouts, Verdict};
+use super::shared::{Shared, is_call_traffic};
+use super::stats::Counters;
+use super::{Client, Config, Service, Stats, Status};
 use crate::codec::Delimited;
 use crate::error::ConnectionError;
 use crate::v1::{Envelope, Kind};
@@ -91,6 +94,18 @@ impl Session {
         self.client.owner().close.notify_one();
     }
 
+    /// Tells the peer this side takes no new calls (`status` says why), and
+    /// refuses any that arrive from now on. Calls in flight either way still
+    /// complete; the session then closes by itself. For graceful shutdown.
+    pub async fn go_away(&self, status: Status) {
+        self.client.go_away(status).await;
+    }
+
+    /// The connection's counters now.
+    pub fn stats(&self) -> Stats {
+        self.client.stats()
+    }
+
     /// Waits until the session ends, and says why.
     ///
     /// `Ok(())` means it ended cleanly: the peer closed the stream on a frame
@@ -124,6 +139,7 @@ impl<S: Service> Driver<S> {
             biased;
             written = self.write_loop(writer, outgoing, &close) => written,
             read = self.read_loop(reader) => read,
+            kept = self.keepalive(&close) => kept,
         };
         let reason = match &result {
             Ok(()) => format!("the connection with {} was closed", self.shared.peer()),
@@ -131,6 +147,57 @@ impl<S: Service> Driver<S> {
         };
         self.shared.shut_down(reason);
         result
+    }
+
+    /// Sends heartbeats, ends the connection when the peer falls silent, and
+    /// closes it cleanly when idle or when a GOAWAY has drained it.
+    async fn keepalive(&self, close: &Notify) -> Result<(), ConnectionError> {
+        let config = self.shared.config();
+        let timeouts = Timeouts {
+            heartbeat: config.heartbeat_interval,
+            dead_peer: config.dead_peer_timeout,
+            idle: config.idle_timeout,
+        };
+        loop {
+            if self.shared.is_drained() {
+                close.notify_one();
+                return std::future::pending().await;
+            }
+            let activity = &self.shared.activity;
+            match timeouts.check(activity, Instant::now(), self.shared.is_busy()) {
+                Verdict::Dead(silence) => {
+                    return Err(ConnectionError::Timeout {
+                        peer: self.shared.peer().to_owned(),
+                        silence,
+                    });
+                }
+                Verdict::Idle(idle) => {
+                    tracing::debug!(
+                        peer = self.shared.peer(),
+                        ?idle,
+                        "closing an idle connection"
+                    );
+                    close.notify_one();
+                    return std::future::pending().await;
+                }
+                Verdict::Ping => {
+                    activity.mark_ping();
+                    // A full queue means writes are pending anyway; the
+                    // write-stall timeout covers a peer that stopped reading.
+                    let _ = self.shared.try_enqueue(Envelope {
+                        kind: Kind::Ping as i32,
+                        ..Envelope::default()
+                    });
+                }
+                Verdict::SleepUntil(at) => {
+                    tokio::select! {
+                        biased;
+                        () = self.shared.call_finished() => {}
+                        () = tokio::time::sleep_until(at) => {}
+                    }
+                }
+            }
+        }
     }
 
     async fn read_loop<R>(&self, mut reader: R) -> Result<(), ConnectionError>
@@ -150,6 +217,7 @@ impl<S: Service> Driver<S> {
                         peer: self.shared.peer().to_owned(),
                         source,
                     })?;
+                Counters::add(&self.shared.counters.messages_in, 1);
                 self.on_envelope(envelope).await?;
             }
             if buf.capacity() - buf.len() < config.read_buffer / 4 {
@@ -159,6 +227,8 @@ impl<S: Service> Driver<S> {
                 .read_buf(&mut buf)
                 .await
                 .map_err(|source| self.shared.io_error(source))?;
+            self.shared.activity.mark(Moment::Read);
+            Counters::add(&self.shared.counters.bytes_in, read as u64);
             if read == 0 {
                 return codec
                     .decode_eof(&buf)
@@ -168,6 +238,9 @@ impl<S: Service> Driver<S> {
     }
 
     async fn on_envelope(&self, envelope: Envelope) -> Result<(), ConnectionError> {
+        if is_call_traffic(envelope.kind) {
+            self.shared.activity.mark(Moment::Traffic);
+        }
         match Kind::try_from(envelope.kind) {
             Ok(Kind::Request) => self.on_request(envelope, true).await,
             Ok(Kind::OneWay) => self.on_request(envelope, false).await,
@@ -178,7 +251,7 @@ impl<S: Service> Driver<S> {
                 };
                 self.shared.complete(envelope.call_id, outcome);
             }
-            Ok(Kind::Pong) => self.shared.complete(envelope.call_id, Ok(Bytes::new())),
+            Ok(Kind::Pong) => self.on_pong(envelope.call_id),
             Ok(Kind::Cancel) => self.shared.cancel_serving(envelope.call_id),
             Ok(Kind::Ping) => {
                 let pong = Envelope {
@@ -188,6 +261,13 @@ impl<S: Service> Driver<S> {
                 };
                 // The pong is tiny; failure means the session is closing.
                 let _ = self.shared.enqueue(pong).await;
+            }
+            Ok(Kind::Goaway) => {
+                let reason = envelope.status.map(Status::from_wire).map_or_else(
+                    || format!("{} is going away", self.shared.peer()),
+                    |status| format!("{} is going away: {}", self.shared.peer(), status.message()),
+                );
+                self.shared.on_peer_going_away(reason);
             }
             Ok(Kind::Unspecified) => {
                 return Err(ConnectionError::Protocol {
@@ -202,6 +282,16 @@ impl<S: Service> Driver<S> {
             ),
         }
         Ok(())
+    }
+
+    /// A PONG with call id 0 answers a heartbeat; any other, a `ping()` call.
+    fn on_pong(&self, call_id: u64) {
+        if call_id != 0 {
+            return self.shared.complete(call_id, Ok(Bytes::new()));
+        }
+        if let Some(queued) = self.shared.activity.take_ping() {
+            self.shared.counters.record_rtt(queued.elapsed());
+        }
     }
 
     async fn on_request(&self, envelope: Envelope, respond: bool) {
@@ -247,10 +337,7 @@ impl<S: Service> Driver<S> {
                     Err(_) => break,
                 }
             }
-            writer
-                .write_all(&batch)
-                .await
-                .map_err(|source| self.shared.io_error(source))?;
+            self.write_batch(&mut writer, &batch).await?;
             batch.clear();
             if closing {
                 writer
@@ -266,7 +353,29 @@ impl<S: Service> Driver<S> {
         }
     }
 
+    /// Writes one batch, within the write-stall timeout.
+    async fn write_batch<W>(&self, writer: &mut W, batch: &[u8]) -> Result<(), ConnectionError>
+    where
+        W: AsyncWrite + Unpin,
+    {
+        let write = writer.write_all(batch);
+        let written = match self.shared.config().write_stall_timeout {
+            None => write.await,
+            Some(limit) => tokio::time::timeout(limit, write).await.map_err(|_| {
+                ConnectionError::WriteStalled {
+                    peer: self.shared.peer().to_owned(),
+                    stalled: limit,
+                }
+            })?,
+        };
+        written.map_err(|source| self.shared.io_error(source))?;
+        self.shared.activity.mark(Moment::Write);
+        Counters::add(&self.shared.counters.bytes_out, batch.len() as u64);
+        Ok(())
+    }
+
     fn encode(&self, codec: &Delimited, envelope: &Envelope, batch: &mut BytesMut) {
+        Counters::add(&self.shared.counters.messages_out, 1);
         // `Shared::enqueue` refuses envelopes over the limit, so this only
         // fails if that check and the codec disagree.
         if let Err(error) = codec.encode(envelope, batch) {

@@ -1,20 +1,22 @@
 //! The state a session's task, its handler tasks and its clients share.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
 use prost::Message;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::task::AbortHandle;
 
+use super::keepalive::{Activity, Moment};
 use super::session::response;
-use super::{Config, Service, Status};
+use super::stats::Counters;
+use super::{Config, Service, Stats, Status};
 use crate::codec::FrameError;
 use crate::error::ConnectionError;
-use crate::v1::Envelope;
+use crate::v1::{Envelope, Kind};
 
 /// What a waiting caller receives.
 pub(super) type Reply = Result<Bytes, Status>;
@@ -32,8 +34,18 @@ pub(super) struct Shared {
     calls: Mutex<Calls>,
     /// Handlers of the peer's requests, by call id, so a cancel can stop one.
     serving: Mutex<BTreeMap<u64, AbortHandle>>,
+    /// One-way handlers running now.
+    one_ways_running: AtomicUsize,
     /// Turns true when the session ends; one-way handlers stop on it.
     ended: watch::Sender<bool>,
+    /// Set once either side said GOAWAY: finished calls then signal
+    /// `drained`, so the session can close when the last one is done.
+    draining: AtomicBool,
+    /// This side said GOAWAY: new incoming calls are refused.
+    going_away: AtomicBool,
+    drained: Notify,
+    pub(super) activity: Activity,
+    pub(super) counters: Counters,
 }
 
 /// The caller's calls awaiting a response, and whether new ones may start.
@@ -42,6 +54,8 @@ struct Calls {
     waiting: BTreeMap<u64, oneshot::Sender<Reply>>,
     /// Set when the session ended: why it did.
     closed: Option<String>,
+    /// Set when the peer said GOAWAY: why. New calls are refused.
+    peer_going_away: Option<String>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -61,8 +75,20 @@ impl Shared {
             next_call_id: AtomicU64::new(1),
             calls: Mutex::default(),
             serving: Mutex::default(),
+            one_ways_running: AtomicUsize::new(0),
             ended: watch::Sender::new(false),
+            draining: AtomicBool::new(false),
+            going_away: AtomicBool::new(false),
+            drained: Notify::new(),
+            activity: Activity::new(),
+            counters: Counters::default(),
         }
+    }
+
+    /// The connection's counters now.
+    pub(super) fn stats(&self) -> Stats {
+        let depth = self.outgoing.max_capacity() - self.outgoing.capacity();
+        self.counters.snapshot(depth)
     }
 
     pub(super) fn peer(&self) -> &str {
@@ -99,11 +125,79 @@ impl Shared {
         lock(&self.calls).closed.is_some()
     }
 
+    /// Whether new calls can be made: the session is open and the peer has
+    /// not said GOAWAY.
+    pub(super) fn is_accepting_calls(&self) -> bool {
+        let calls = lock(&self.calls);
+        calls.closed.is_none() && calls.peer_going_away.is_none()
+    }
+
+    /// Whether calls are in flight either way.
+    pub(super) fn is_busy(&self) -> bool {
+        !lock(&self.calls).waiting.is_empty()
+            || !lock(&self.serving).is_empty()
+            || self.one_ways_running.load(Ordering::Relaxed) > 0
+    }
+
+    /// Whether a GOAWAY was sent or received and no call is left.
+    pub(super) fn is_drained(&self) -> bool {
+        self.draining.load(Ordering::Relaxed) && !self.is_busy()
+    }
+
+    /// Waits for the next call to finish while draining.
+    pub(super) async fn call_finished(&self) {
+        self.drained.notified().await;
+    }
+
+    fn on_call_finished(&self) {
+        if self.draining.load(Ordering::Relaxed) {
+            self.drained.notify_one();
+        }
+    }
+
+    /// The peer said GOAWAY: refuse new calls; let waiting ones finish.
+    pub(super) fn on_peer_going_away(&self, reason: String) {
+        lock(&self.calls).peer_going_away = Some(reason);
+        self.draining.store(true, Ordering::Relaxed);
+        self.drained.notify_one();
+    }
+
+    /// This side says GOAWAY: refuse new incoming calls from now on.
+    pub(super) fn go_away(&self) {
+        self.going_away.store(true, Ordering::Relaxed);
+        self.draining.store(true, Ordering::Relaxed);
+        self.drained.notify_one();
+    }
+
     /// Queues an envelope for the writer, waiting while the queue is full.
     ///
     /// Refuses an envelope larger than the frame limit with
     /// `RESOURCE_EXHAUSTED`, so nothing a peer would reject is ever sent.
     pub(super) async fn enqueue(&self, envelope: Envelope) -> Result<(), Status> {
+        self.admit(&envelope)?;
+        self.outgoing
+            .send(envelope)
+            .await
+            .map_err(|_| self.unavailable())
+    }
+
+    /// Queues an envelope only if there is room now; a full queue is
+    /// `RESOURCE_EXHAUSTED`.
+    pub(super) fn try_enqueue(&self, envelope: Envelope) -> Result<(), Status> {
+        self.admit(&envelope)?;
+        self.outgoing
+            .try_send(envelope)
+            .map_err(|error| match error {
+                mpsc::error::TrySendError::Full(_) => Status::resource_exhausted(format!(
+                    "the outgoing queue to {} is full ({} envelopes)",
+                    self.peer, self.config.outgoing_queue
+                )),
+                mpsc::error::TrySendError::Closed(_) => self.unavailable(),
+            })
+    }
+
+    /// Checks an envelope's size and notes call traffic for the idle timer.
+    fn admit(&self, envelope: &Envelope) -> Result<(), Status> {
         let len = envelope.encoded_len();
         if len > self.config.max_frame {
             return Err(Status::resource_exhausted(format!(
@@ -111,16 +205,10 @@ impl Shared {
                 self.config.max_frame, self.peer
             )));
         }
-        self.outgoing
-            .send(envelope)
-            .await
-            .map_err(|_| self.unavailable())
-    }
-
-    /// Queues an envelope only if there is room now. For best-effort notices
-    /// (cancels) sent from places that cannot wait.
-    pub(super) fn try_enqueue(&self, envelope: Envelope) {
-        let _ = self.outgoing.try_send(envelope);
+        if is_call_traffic(envelope.kind) {
+            self.activity.mark(Moment::Traffic);
+        }
+        Ok(())
     }
 
     /// Takes a slot for one more call awaiting a response.
@@ -134,7 +222,7 @@ impl Shared {
     /// Registers a call awaiting a reply; fails once the session has ended.
     pub(super) fn register(&self) -> Result<(u64, oneshot::Receiver<Reply>), Status> {
         let mut calls = lock(&self.calls);
-        if let Some(reason) = &calls.closed {
+        if let Some(reason) = calls.closed.as_ref().or(calls.peer_going_away.as_ref()) {
             return Err(Status::unavailable(reason.clone()));
         }
         let call_id = self.next_call_id.fetch_add(1, Ordering::Relaxed);
@@ -146,7 +234,9 @@ impl Shared {
     /// Forgets a call whose caller stopped waiting. Returns whether it was
     /// still waiting (and so whether the peer may still be working on it).
     pub(super) fn forget(&self, call_id: u64) -> bool {
-        lock(&self.calls).waiting.remove(&call_id).is_some()
+        let was_waiting = lock(&self.calls).waiting.remove(&call_id).is_some();
+        self.on_call_finished();
+        was_waiting
     }
 
     /// Hands a reply to the caller waiting on `call_id`. A reply nobody waits
@@ -175,6 +265,12 @@ impl Shared {
         envelope: Envelope,
         respond: bool,
     ) -> Result<(), Status> {
+        if self.going_away.load(Ordering::Relaxed) {
+            return Err(Status::unavailable(format!(
+                "the endpoint serving {} is shutting down and takes no new calls",
+                self.peer
+            )));
+        }
         let slot = Arc::clone(&self.handler_slots)
             .try_acquire_owned()
             .map_err(|_| {
@@ -195,6 +291,7 @@ impl Shared {
             timeout,
         };
         if !respond {
+            self.one_ways_running.fetch_add(1, Ordering::Relaxed);
             tokio::spawn(handler.run_one_way(slot));
             return Ok(());
         }
@@ -220,6 +317,12 @@ impl Shared {
 
     fn finish_serving(&self, call_id: u64) {
         lock(&self.serving).remove(&call_id);
+        self.on_call_finished();
+    }
+
+    fn finish_one_way(&self) {
+        self.one_ways_running.fetch_sub(1, Ordering::Relaxed);
+        self.on_call_finished();
     }
 
     /// Ends the session: fails every waiting call with `reason`, stops every
@@ -288,5 +391,15 @@ impl<S: Service> Handler<S> {
                 }
             }
         }
+        self.shared.finish_one_way();
     }
+}
+
+/// Whether an envelope of this kind is a call's traffic (as opposed to
+/// heartbeats and GOAWAY), which keeps the idle timer from firing.
+pub(super) fn is_call_traffic(kind: i32) -> bool {
+    matches!(
+        Kind::try_from(kind),
+        Ok(Kind::Request | Kind::Response | Kind::OneWay | Kind::Cancel)
+    )
 }

@@ -52,7 +52,7 @@ pub struct Envelope {
     /// The protobuf encoding of the request or response message.
     #[prost(bytes = "bytes", tag = "4")]
     pub body: ::prost::bytes::Bytes,
-    /// Set on responses that failed. Absent means OK.
+    /// Set on responses that failed (absent means OK), and on GOAWAY.
     #[prost(message, optional, tag = "5")]
     pub status: ::core::option::Option<Status>,
     /// On requests: how long the caller waits, in microseconds. 0 means no deadline.
@@ -86,6 +86,10 @@ pub enum Kind {
     Ping = 5,
     /// The answer to a PING.
     Pong = 6,
+    /// The sender takes no new calls on this connection (it is shutting down,
+    /// or was over its connection limit); `status` says why. Calls already sent
+    /// still complete. Open a new connection for new calls.
+    Goaway = 7,
 }
 impl Kind {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -101,6 +105,7 @@ impl Kind {
             Self::Cancel => "KIND_CANCEL",
             Self::Ping => "KIND_PING",
             Self::Pong => "KIND_PONG",
+            Self::Goaway => "KIND_GOAWAY",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -113,6 +118,7 @@ impl Kind {
             "KIND_CANCEL" => Some(Self::Cancel),
             "KIND_PING" => Some(Self::Ping),
             "KIND_PONG" => Some(Self::Pong),
+            "KIND_GOAWAY" => Some(Self::Goaway),
             _ => None,
         }
     }

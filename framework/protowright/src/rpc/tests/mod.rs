@@ -458,3 +458,5 @@ where
     }
     outputs
 }
+
+mod liveness;
