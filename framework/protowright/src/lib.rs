@@ -29,6 +29,7 @@ mod error;
 pub mod net;
 pub mod rpc;
 pub mod schema;
+pub mod tcp;
 pub mod v1;
 
 pub use error::ConnectionError;

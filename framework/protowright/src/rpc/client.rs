@@ -27,10 +27,6 @@ impl Client {
         Self { shared, owner }
     }
 
-    pub(super) fn owner(&self) -> &Owner {
-        &self.owner
-    }
-
     /// Who is on the other end.
     pub fn peer(&self) -> &str {
         self.shared.peer()
@@ -52,7 +48,16 @@ impl Client {
         self.shared.stats()
     }
 
-    pub(super) async fn go_away(&self, status: Status) {
+    /// Ends the session now: queued envelopes are written, then the stream
+    /// is shut down. Calls still waiting fail with `UNAVAILABLE`.
+    pub fn close(&self) {
+        self.owner.close.notify_one();
+    }
+
+    /// Tells the peer this side takes no new calls (see [`Session::go_away`]).
+    ///
+    /// [`Session::go_away`]: super::Session::go_away
+    pub async fn go_away(&self, status: Status) {
         self.shared.go_away();
         let _ = self
             .shared

@@ -32,6 +32,16 @@ pub trait Service: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Bytes, Status>> + Send;
 }
 
+impl<S: Service> Service for std::sync::Arc<S> {
+    fn call(
+        &self,
+        method: u32,
+        request: Bytes,
+    ) -> impl Future<Output = Result<Bytes, Status>> + Send {
+        (**self).call(method, request)
+    }
+}
+
 /// A session that serves no methods: every call is answered `UNIMPLEMENTED`.
 /// Use it for the client end of a connection that only makes calls.
 #[derive(Debug, Clone, Copy, Default)]

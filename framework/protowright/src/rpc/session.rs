@@ -36,7 +36,7 @@ pub struct Session {
 /// Closes the session when the last handle that keeps it alive is dropped.
 #[derive(Debug)]
 pub(super) struct Owner {
-    close: Arc<Notify>,
+    pub(super) close: Arc<Notify>,
 }
 
 impl Drop for Owner {
@@ -91,7 +91,7 @@ impl Session {
     /// Asks the session to end: envelopes already queued are written, then
     /// the write side is shut down. Calls still waiting fail with `UNAVAILABLE`.
     pub fn close(&self) {
-        self.client.owner().close.notify_one();
+        self.client.close();
     }
 
     /// Tells the peer this side takes no new calls (`status` says why), and
@@ -353,22 +353,33 @@ impl<S: Service> Driver<S> {
         }
     }
 
-    /// Writes one batch, within the write-stall timeout.
+    /// Writes one batch. Fails when a single write makes no progress for
+    /// the write-stall timeout: a slow reader is waited for, a reader that
+    /// stopped is not.
     async fn write_batch<W>(&self, writer: &mut W, batch: &[u8]) -> Result<(), ConnectionError>
     where
         W: AsyncWrite + Unpin,
     {
-        let write = writer.write_all(batch);
-        let written = match self.shared.config().write_stall_timeout {
-            None => write.await,
-            Some(limit) => tokio::time::timeout(limit, write).await.map_err(|_| {
-                ConnectionError::WriteStalled {
-                    peer: self.shared.peer().to_owned(),
-                    stalled: limit,
+        let mut written = 0;
+        while written < batch.len() {
+            let write = writer.write(&batch[written..]);
+            let result = match self.shared.config().write_stall_timeout {
+                None => write.await,
+                Some(limit) => tokio::time::timeout(limit, write).await.map_err(|_| {
+                    ConnectionError::WriteStalled {
+                        peer: self.shared.peer().to_owned(),
+                        stalled: limit,
+                    }
+                })?,
+            };
+            match result.map_err(|source| self.shared.io_error(source))? {
+                0 => {
+                    let closed = std::io::Error::from(std::io::ErrorKind::WriteZero);
+                    return Err(self.shared.io_error(closed));
                 }
-            })?,
-        };
-        written.map_err(|source| self.shared.io_error(source))?;
+                n => written += n,
+            }
+        }
         self.shared.activity.mark(Moment::Write);
         Counters::add(&self.shared.counters.bytes_out, batch.len() as u64);
         Ok(())
