@@ -178,7 +178,10 @@ async fn a_slow_reader_makes_senders_wait_and_memory_stays_bounded() {
 /// then closed the connection.
 async fn raw_peer_sends(addr: SocketAddr, bytes: &[u8], then_close: bool) -> bool {
     let mut stream = TcpStream::connect(addr).await.expect("the server accepts");
-    stream.write_all(bytes).await.expect("the bytes are written");
+    stream
+        .write_all(bytes)
+        .await
+        .expect("the bytes are written");
     if then_close {
         drop(stream);
         return true;

@@ -1,0 +1,317 @@
+//! The TCP transport under network faults, in a turmoil simulation: the
+//! very server and client code that runs on real sockets.
+//!
+//! A client calls an echo server every 100 ms while the test partitions,
+//! holds or crashes the network. Every call must end in its own response or
+//! a typed error (never someone else's response), errors must stop once the
+//! fault heals, and the client must reconnect by itself. (Simulated TCP
+//! never retransmits, so links are faulted with partitions, holds and
+//! crashes, never `fail_rate`.)
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use protowright::Method;
+use protowright::rpc::{self, CallOptions, Channel, Code, Service, Status};
+use protowright::tcp::{Backoff, Client, ClientConfig, Server, ServerConfig};
+use protowright_sim::Turmoil;
+use sim_tests::replay_command;
+
+const ECHO: Method = Method {
+    id: 1,
+    path: "/sim.Echo/Echo",
+    idempotent: false,
+};
+const PORT: u16 = 9000;
+
+struct Echo;
+
+impl Service for Echo {
+    async fn call(&self, _method: u32, request: Bytes) -> Result<Bytes, Status> {
+        Ok(request)
+    }
+}
+
+/// A fault the test applies at a point in simulated time.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    Partition,
+    Repair,
+    Hold,
+    Release,
+    Crash,
+    Bounce,
+}
+
+/// One call: when it was made, and how it ended.
+#[derive(Debug, Clone)]
+struct Outcome {
+    issued: Duration,
+    took: Duration,
+    result: Result<(), Code>,
+}
+
+/// What the client saw.
+#[derive(Debug, Default)]
+struct Observed {
+    outcomes: Vec<Outcome>,
+    reconnects: u64,
+}
+
+fn session() -> rpc::Config {
+    rpc::Config {
+        heartbeat_interval: Some(Duration::from_millis(250)),
+        dead_peer_timeout: Some(Duration::from_secs(1)),
+        ..rpc::Config::default()
+    }
+}
+
+fn client_config(seed: u64) -> ClientConfig {
+    ClientConfig {
+        session: session(),
+        connect_timeout: Duration::from_millis(500),
+        backoff: Backoff {
+            initial: Duration::from_millis(50),
+            max: Duration::from_millis(500),
+            ..Backoff::default()
+        },
+        seed: Some(seed),
+        ..ClientConfig::default()
+    }
+}
+
+/// Runs 15 s of calls under `faults` and returns what the client saw.
+fn run(seed: u64, faults: &[(Duration, Fault)]) -> Observed {
+    let mut sim = turmoil::Builder::new()
+        .rng_seed(seed)
+        .simulation_duration(Duration::from_secs(60))
+        .min_message_latency(Duration::from_millis(1))
+        .max_message_latency(Duration::from_millis(10))
+        .build();
+    sim.host("server", || async {
+        let config = ServerConfig {
+            session: session(),
+            ..ServerConfig::default()
+        };
+        Server::bind(Turmoil, (Ipv4Addr::UNSPECIFIED, PORT).into(), Echo, config)
+            .await?
+            .run()
+            .await;
+        Ok(())
+    });
+    let observed = Arc::new(Mutex::new(Observed::default()));
+    let record = Arc::clone(&observed);
+    sim.client("client", async move {
+        let server: SocketAddr = (turmoil::lookup("server"), PORT).into();
+        let client = Client::connect(Turmoil, server, client_config(seed))?;
+        for n in 0u32..150 {
+            let issued = turmoil::sim_elapsed().unwrap_or_default();
+            let body = Bytes::from(n.to_le_bytes().to_vec());
+            let options = CallOptions {
+                timeout: Some(Duration::from_millis(500)),
+            };
+            let result = match client.call(&ECHO, body.clone(), options).await {
+                Ok(reply) => {
+                    assert_eq!(reply, body, "call {n} got another call's response");
+                    Ok(())
+                }
+                Err(status) => Err(status.code()),
+            };
+            let took = turmoil::sim_elapsed()
+                .unwrap_or_default()
+                .saturating_sub(issued);
+            record
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .outcomes
+                .push(Outcome {
+                    issued,
+                    took,
+                    result,
+                });
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        record.lock().unwrap_or_else(|e| e.into_inner()).reconnects = client.stats().reconnects;
+        client.close();
+        Ok(())
+    });
+    let mut pending = faults.to_vec();
+    loop {
+        let done = sim.step().unwrap_or_else(|error| {
+            panic!(
+                "seed {seed}: {error}\nreplay: {}",
+                replay_command("tcp_faults", seed)
+            )
+        });
+        while let Some(&(at, fault)) = pending.first() {
+            if sim.elapsed() < at {
+                break;
+            }
+            pending.remove(0);
+            match fault {
+                Fault::Partition => sim.partition("client", "server"),
+                Fault::Repair => sim.repair("client", "server"),
+                Fault::Hold => sim.hold("client", "server"),
+                Fault::Release => sim.release("client", "server"),
+                Fault::Crash => sim.crash("server"),
+                Fault::Bounce => sim.bounce("server"),
+            }
+        }
+        if done {
+            break;
+        }
+    }
+    Arc::try_unwrap(observed)
+        .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
+        .unwrap_or_default()
+}
+
+fn seeds() -> Vec<u64> {
+    match std::env::var("PROTOWRIGHT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        Some(seed) => vec![seed],
+        None => vec![1, 2, 3],
+    }
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+/// The outcomes of calls issued in `[from, to)`.
+fn between(observed: &Observed, from: f64, to: f64) -> Vec<&Outcome> {
+    observed
+        .outcomes
+        .iter()
+        .filter(|o| o.issued >= secs(from) && o.issued < secs(to))
+        .collect()
+}
+
+fn all_ok(outcomes: &[&Outcome]) -> bool {
+    !outcomes.is_empty() && outcomes.iter().all(|o| o.result.is_ok())
+}
+
+/// Failures are typed as the caller can act on them: the peer is
+/// unreachable, or the deadline passed.
+fn all_typed(outcomes: &[&Outcome]) -> bool {
+    outcomes.iter().all(|o| {
+        matches!(
+            o.result,
+            Ok(()) | Err(Code::Unavailable | Code::DeadlineExceeded)
+        )
+    })
+}
+
+#[test]
+fn a_partition_fails_calls_with_typed_errors_and_the_client_recovers_after_repair() {
+    for seed in seeds() {
+        let observed = run(
+            seed,
+            &[(secs(3.0), Fault::Partition), (secs(8.0), Fault::Repair)],
+        );
+        let context = format!(
+            "seed {seed}, replay: {}",
+            replay_command("tcp_faults", seed)
+        );
+        assert!(
+            all_ok(&between(&observed, 0.5, 3.0)),
+            "healthy before: {context}"
+        );
+        let during = between(&observed, 3.0, 8.0);
+        assert!(
+            during.iter().any(|o| o.result.is_err()),
+            "the partition was felt: {context}"
+        );
+        assert!(all_typed(&during), "typed failures: {during:?} {context}");
+        assert!(
+            all_ok(&between(&observed, 11.0, 15.0)),
+            "recovered after repair: {context}"
+        );
+        assert!(
+            observed.reconnects >= 1,
+            "the dead connection was replaced: {context}"
+        );
+    }
+}
+
+#[test]
+fn a_crashed_and_restarted_server_is_reconnected_to() {
+    for seed in seeds() {
+        let observed = run(
+            seed,
+            &[(secs(3.0), Fault::Crash), (secs(6.0), Fault::Bounce)],
+        );
+        let context = format!(
+            "seed {seed}, replay: {}",
+            replay_command("tcp_faults", seed)
+        );
+        assert!(
+            all_ok(&between(&observed, 0.5, 3.0)),
+            "healthy before: {context}"
+        );
+        let down = between(&observed, 3.0, 6.0);
+        assert!(
+            down.iter().any(|o| o.result.is_err()),
+            "the crash was felt: {context}"
+        );
+        assert!(all_typed(&down), "typed failures: {down:?} {context}");
+        assert!(
+            all_ok(&between(&observed, 9.0, 15.0)),
+            "recovered after the restart: {context}"
+        );
+        assert!(observed.reconnects >= 1, "{context}");
+    }
+}
+
+#[test]
+fn a_short_hold_delays_calls_without_breaking_the_connection() {
+    for seed in seeds() {
+        // Held for 300 ms: under both the call timeout and the dead-peer bound.
+        let observed = run(
+            seed,
+            &[(secs(3.0), Fault::Hold), (secs(3.3), Fault::Release)],
+        );
+        let context = format!(
+            "seed {seed}, replay: {}",
+            replay_command("tcp_faults", seed)
+        );
+        assert!(
+            all_ok(&between(&observed, 0.5, 15.0)),
+            "no call failed: {:?} {context}",
+            observed.outcomes
+        );
+        let held = between(&observed, 2.9, 3.3);
+        assert!(
+            held.iter().any(|o| o.took >= secs(0.15)),
+            "the hold delayed a call: {held:?} {context}"
+        );
+        assert_eq!(observed.reconnects, 0, "the connection survived: {context}");
+    }
+}
+
+#[test]
+fn a_long_hold_is_detected_by_heartbeats_and_healed_by_reconnecting() {
+    for seed in seeds() {
+        // Held for 4 s: past the 1 s dead-peer bound.
+        let observed = run(
+            seed,
+            &[(secs(3.0), Fault::Hold), (secs(7.0), Fault::Release)],
+        );
+        let context = format!(
+            "seed {seed}, replay: {}",
+            replay_command("tcp_faults", seed)
+        );
+        assert!(
+            all_typed(&between(&observed, 3.0, 7.0)),
+            "typed failures: {context}"
+        );
+        assert!(
+            all_ok(&between(&observed, 10.0, 15.0)),
+            "recovered after release: {context}"
+        );
+    }
+}
