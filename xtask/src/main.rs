@@ -1,7 +1,8 @@
 //! `cargo xtask`: protowright's developer commands.
 //!
 //! - `demo`: runs the end-to-end demo (the greeter example).
-//! - `test [ARGS...]`: runs the whole test suite (`cargo test --workspace`).
+//! - `test [ARGS...]`: runs the whole test suite, every feature on
+//!   (`cargo test --workspace --all-features`).
 //! - `codegen [--check]`: regenerates the runtime's checked-in wire types
 //!   from `proto/protowright/v1`, or checks that they are current.
 
@@ -35,7 +36,7 @@ fn run(args: Vec<String>) -> Result<()> {
     };
     match command.as_str() {
         "demo" => cargo(&["run", "--quiet", "--package", "greeter"], rest),
-        "test" => cargo(&["test", "--workspace"], rest),
+        "test" => cargo(&["test", "--workspace", "--all-features"], rest),
         "codegen" => codegen(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");

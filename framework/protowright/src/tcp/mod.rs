@@ -18,6 +18,8 @@ mod config;
 mod error;
 mod retry;
 mod server;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use backoff::Backoff;
 pub use client::{Client, ClientStats, ConnectionState};
