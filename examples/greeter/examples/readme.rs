@@ -2,8 +2,12 @@
 //! (The README includes the generated module itself; here it comes from the
 //! greeter crate, built from the same schema.)
 
-use greeter::pb::{Greeter, GreeterClient, GreeterServer, HelloReply, HelloRequest};
+use greeter::pb::{
+    Greeter, GreeterClient, GreeterServer, HelloReply, HelloRequest, VisitReply, VisitRequest,
+};
+use protowright::net::Tokio;
 use protowright::rpc::Status;
+use protowright::tcp::{Client, ClientConfig, Server, ServerConfig};
 
 struct Host;
 
@@ -14,11 +18,8 @@ impl Greeter for Host {
         })
     }
 
-    async fn visit(
-        &self,
-        _request: greeter::pb::VisitRequest,
-    ) -> Result<greeter::pb::VisitReply, Status> {
-        Ok(greeter::pb::VisitReply { visits: 1 })
+    async fn visit(&self, _request: VisitRequest) -> Result<VisitReply, Status> {
+        Ok(VisitReply { visits: 1 })
     }
 }
 
@@ -37,32 +38,18 @@ async fn main() -> anyhow::Result<()> {
             .message
     );
 
-    // Over a socket: any stream from `protowright::net` (real or simulated).
-    use protowright::{
-        net::{Net, Tokio},
-        rpc::{Config, NoService, Session},
-    };
-    let listener = Tokio.listen("127.0.0.1:0".parse()?).await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        let (stream, peer) = listener.accept().await?;
-        Session::spawn(
-            stream,
-            peer.to_string(),
-            GreeterServer::new(Host),
-            Config::default(),
-        )
-        .closed()
-        .await?;
-        anyhow::Ok(())
-    });
-    let session = Session::spawn(
-        Tokio.connect(addr).await?,
-        addr.to_string(),
-        NoService,
-        Config::default(),
-    );
-    let client = GreeterClient::new(session.client());
+    // Over TCP: a server, and a client that reconnects and retries by itself.
+    let server = Server::bind(
+        Tokio,
+        "127.0.0.1:0".parse()?,
+        GreeterServer::new(Host),
+        ServerConfig::default(),
+    )
+    .await?;
+    let addr = server.local_addr();
+    let shutdown = server.handle();
+    tokio::spawn(server.run());
+    let client = GreeterClient::new(Client::connect(Tokio, addr, ClientConfig::default())?);
     println!(
         "{}",
         client
@@ -73,5 +60,6 @@ async fn main() -> anyhow::Result<()> {
             .await?
             .message
     );
+    shutdown.shutdown().await; // graceful: calls in flight finish first
     Ok(())
 }

@@ -6,8 +6,9 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use protowright::net::{Listener, Net};
-use protowright::rpc::{self, NoService, Session, Status};
+use protowright::net::Net;
+use protowright::rpc::{Channel, Status};
+use protowright::tcp::{self, ClientConfig, Server, ServerConfig, ServerHandle};
 
 /// The types and glue generated from `greeter.proto`.
 pub mod pb {
@@ -42,47 +43,41 @@ impl Greeter for Host {
     }
 }
 
-/// Serves `Host` to every connection `listener` accepts, until `connections`
-/// have come and gone.
-pub async fn serve<L: Listener>(listener: L, connections: usize) -> anyhow::Result<()> {
-    let server = GreeterServer::new(Host::default());
-    let mut sessions = Vec::new();
-    for _ in 0..connections {
-        let (stream, peer) = listener.accept().await?;
-        let session = Session::spawn(
-            stream,
-            peer.to_string(),
-            server.clone(),
-            rpc::Config::default(),
-        );
-        sessions.push(tokio::spawn(session.closed()));
-    }
-    for session in sessions {
-        session.await??;
-    }
-    Ok(())
+/// Starts a greeter server on `addr` over `net`; returns its address and a
+/// handle to shut it down. The server runs on a task of its own.
+pub async fn serve<N: Net>(net: N, addr: SocketAddr) -> anyhow::Result<(SocketAddr, ServerHandle)> {
+    let server = Server::bind(
+        net,
+        addr,
+        GreeterServer::new(Host::default()),
+        ServerConfig::default(),
+    )
+    .await?;
+    let bound = server.local_addr();
+    let handle = server.handle();
+    tokio::spawn(server.run());
+    Ok((bound, handle))
 }
 
 /// What the client saw: one line per step.
 pub type Transcript = Vec<String>;
 
-/// Connects to `server` over `net` and exercises the service: a greeting,
-/// a refused request, a missed deadline and a burst of concurrent calls.
-pub async fn visit<N: Net>(net: N, server: SocketAddr) -> anyhow::Result<Transcript> {
-    let stream = net.connect(server).await?;
-    let session = Session::spawn(
-        stream,
-        server.to_string(),
-        NoService,
-        rpc::Config::default(),
-    );
-    let transcript = exercise(&GreeterClient::new(session.client())).await;
-    session.close();
+/// Connects to `server` over `net` with a reconnecting TCP client and
+/// exercises the service: a greeting, a refused request, a missed deadline
+/// and a burst of concurrent calls.
+pub async fn visit<N: Net>(net: N, server: SocketAddr, seed: u64) -> anyhow::Result<Transcript> {
+    let config = ClientConfig {
+        seed: Some(seed),
+        ..ClientConfig::default()
+    };
+    let client = tcp::Client::connect(net, server, config)?;
+    let transcript = exercise(&GreeterClient::new(client.clone())).await;
+    client.close();
     Ok(transcript)
 }
 
 /// Exercises any `Greeter`: the remote client and the in-memory one alike.
-pub async fn exercise(greeter: &GreeterClient<rpc::Client>) -> Transcript {
+pub async fn exercise<C: Channel>(greeter: &GreeterClient<C>) -> Transcript {
     let mut lines = Vec::new();
     let hello = greeter
         .say_hello(HelloRequest {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use greeter::pb::GreeterClient;
 use greeter::{Host, Transcript, exercise, serve, visit};
-use protowright::net::{Net, Tokio};
+use protowright::net::Tokio;
 use protowright_sim::Turmoil;
 
 fn main() -> anyhow::Result<()> {
@@ -27,11 +27,9 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn loopback() -> anyhow::Result<Transcript> {
-    let listener = Tokio.listen((Ipv4Addr::LOCALHOST, 0).into()).await?;
-    let server = listener.local_addr()?;
-    let serving = tokio::spawn(serve(listener, 1));
-    let transcript = visit(Tokio, server).await?;
-    serving.await??;
+    let (server, handle) = serve(Tokio, (Ipv4Addr::LOCALHOST, 0).into()).await?;
+    let transcript = visit(Tokio, server, 7).await?;
+    handle.shutdown().await;
     Ok(transcript)
 }
 
@@ -42,13 +40,18 @@ fn simulation() -> anyhow::Result<Transcript> {
         .max_message_latency(Duration::from_millis(20))
         .build();
     sim.host("server", || async {
-        let listener = Turmoil.listen((Ipv4Addr::UNSPECIFIED, 9000).into()).await?;
-        serve(listener, 1).await.map_err(|e| e.to_string().into())
+        let (_, handle) = serve(Turmoil, (Ipv4Addr::UNSPECIFIED, 9000).into())
+            .await
+            .map_err(|e| e.to_string())?;
+        // Serve until the simulation ends.
+        std::future::pending::<()>().await;
+        drop(handle);
+        Ok(())
     });
     let (sender, receiver) = std::sync::mpsc::channel();
     sim.client("client", async move {
         let server: SocketAddr = (turmoil::lookup("server"), 9000).into();
-        let transcript = visit(Turmoil, server).await.map_err(|e| e.to_string())?;
+        let transcript = visit(Turmoil, server, 7).await.map_err(|e| e.to_string())?;
         let _ = sender.send(transcript);
         Ok(())
     });

@@ -4,7 +4,7 @@ use std::net::Ipv4Addr;
 
 use greeter::pb::GreeterClient;
 use greeter::{Host, Transcript, exercise, serve, visit};
-use protowright::net::{Net, Tokio};
+use protowright::net::Tokio;
 
 fn expected() -> Transcript {
     vec![
@@ -23,11 +23,9 @@ async fn in_memory_the_greeter_greets_refuses_times_out_and_counts() {
 
 #[tokio::test]
 async fn over_loopback_tcp_the_greeter_behaves_the_same() {
-    let listener = Tokio.listen((Ipv4Addr::LOCALHOST, 0).into()).await.unwrap();
-    let server = listener.local_addr().unwrap();
-    let serving = tokio::spawn(serve(listener, 1));
-    let transcript = visit(Tokio, server).await.unwrap();
-    serving.await.unwrap().unwrap();
+    let (server, handle) = serve(Tokio, (Ipv4Addr::LOCALHOST, 0).into()).await.unwrap();
+    let transcript = visit(Tokio, server, 1).await.unwrap();
+    handle.shutdown().await;
     let expected: Transcript = expected()
         .into_iter()
         .map(|line| line.replace("in-memory server", &server.to_string()))

@@ -14,7 +14,7 @@ use super::backoff::Schedule;
 use super::retry::Budget;
 use super::{ClientConfig, Error};
 use crate::net::{Net, Stream};
-use crate::rpc::{self, CallOptions, Channel, NoService, Service, Session, Status};
+use crate::rpc::{self, CallOptions, Channel, Code, NoService, Service, Session, Status};
 use crate::schema::Method;
 
 /// Where a [`Client`]'s connection stands.
@@ -199,6 +199,15 @@ impl Channel for Client {
                 Ok(response) => {
                     self.inner.budget.on_success();
                     return Ok(response);
+                }
+                Err(status) if status.code() == Code::DeadlineExceeded => {
+                    // Name the caller's whole timeout, not the slice left
+                    // for this attempt.
+                    let waited = timeout.unwrap_or_default();
+                    return Err(Status::deadline_exceeded(format!(
+                        "{} got no response from {} within {waited:?}",
+                        method.path, self.inner.server
+                    )));
                 }
                 Err(status) if self.inner.budget.allow_retry(method, &status, retries) => {
                     tracing::debug!(method = method.path, %status, retries, "retrying an idempotent call");
