@@ -9,8 +9,8 @@ use crate::codec::DEFAULT_MAX_FRAME;
 /// How an RPC session behaves. Every queue it keeps is bounded by a field
 /// here, and every wait by a timeout.
 ///
-/// Defaults: 4 MiB frames; 1024 calls in flight each way; 1024 envelopes
-/// queued for writing; a 30 s default call timeout; a heartbeat after 5 s
+/// Defaults: 4 MiB frames; 1024 calls in flight each way; 1024 one-way
+/// messages queued for their handler; 1024 envelopes queued for writing; a 30 s default call timeout; a heartbeat after 5 s
 /// without writing; the peer declared dead after 15 s without reading
 /// anything from it; no idle timeout; a write that makes no progress for
 /// 10 s ends the connection; 64 KiB read and write buffers.
@@ -26,6 +26,11 @@ pub struct Config {
     /// Incoming requests being served at once. A further request is answered
     /// `RESOURCE_EXHAUSTED` at once.
     pub max_concurrent_requests: usize,
+    /// One-way messages received and waiting for their handler. They are
+    /// handled one at a time, in the order they arrived; when this queue is
+    /// full, reading from the connection pauses, which pushes back on the
+    /// sender.
+    pub one_way_queue: usize,
     /// Envelopes queued for the writer. When full, senders wait (or
     /// `try_send` fails): this is the session's backpressure.
     pub outgoing_queue: usize,
@@ -61,6 +66,7 @@ impl Default for Config {
             max_frame: DEFAULT_MAX_FRAME,
             max_in_flight: 1024,
             max_concurrent_requests: 1024,
+            one_way_queue: 1024,
             outgoing_queue: 1024,
             default_timeout: Some(Duration::from_secs(30)),
             heartbeat_interval: Some(Duration::from_secs(5)),
@@ -86,6 +92,7 @@ impl Config {
             ("max_in_flight", self.max_in_flight),
             ("max_concurrent_requests", self.max_concurrent_requests),
             ("outgoing_queue", self.outgoing_queue),
+            ("one_way_queue", self.one_way_queue),
             ("write_batch", self.write_batch),
             ("read_buffer", self.read_buffer),
         ];

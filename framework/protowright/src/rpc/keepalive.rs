@@ -6,7 +6,7 @@
 //! a live peer answers with a PONG, so a live connection is never silent
 //! for long. Silence longer than `dead_peer_timeout` ends the connection.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -21,6 +21,9 @@ pub(super) struct Activity {
     last_traffic: AtomicU64,
     /// When the outstanding heartbeat was queued; 0 when none is.
     ping_queued: AtomicU64,
+    /// Set while reading waits on this side (a full one-way queue): the
+    /// peer's silence then says nothing about the peer.
+    reads_paused: AtomicBool,
 }
 
 /// Which moment of [`Activity`] to read or mark.
@@ -40,6 +43,15 @@ impl Activity {
             last_write: AtomicU64::new(0),
             last_traffic: AtomicU64::new(0),
             ping_queued: AtomicU64::new(0),
+            reads_paused: AtomicBool::new(false),
+        }
+    }
+
+    /// Marks reading as paused by this side (`true`) or resumed (`false`).
+    pub(super) fn pause_reads(&self, paused: bool) {
+        self.reads_paused.store(paused, Ordering::Relaxed);
+        if !paused {
+            self.mark(Moment::Read);
         }
     }
 
@@ -117,7 +129,12 @@ impl Timeouts {
     pub(super) fn check(&self, activity: &Activity, now: Instant, busy: bool) -> Verdict {
         let mut next = now + Duration::from_secs(3600);
         if let Some(dead) = self.dead_peer {
-            let due = activity.last(Moment::Read) + dead;
+            let paused = activity.reads_paused.load(Ordering::Relaxed);
+            let due = if paused {
+                now + dead
+            } else {
+                activity.last(Moment::Read) + dead
+            };
             if now >= due {
                 return Verdict::Dead(dead);
             }
@@ -192,6 +209,24 @@ mod tests {
             timeouts().check(&activity, Instant::now(), false),
             Verdict::Dead(15 * SECOND)
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn silence_while_this_side_paused_reading_is_not_the_peers() {
+        let activity = Activity::new();
+        activity.pause_reads(true);
+        tokio::time::advance(60 * SECOND).await;
+        activity.mark(Moment::Write);
+        let now = Instant::now();
+        assert!(matches!(
+            timeouts().check(&activity, now, true),
+            Verdict::SleepUntil(_)
+        ));
+        activity.pause_reads(false);
+        assert!(matches!(
+            timeouts().check(&activity, now, true),
+            Verdict::SleepUntil(_)
+        ));
     }
 
     #[tokio::test(start_paused = true)]

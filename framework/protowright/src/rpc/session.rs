@@ -6,7 +6,8 @@
 //! bounded by [`Config`]; when the stream ends, every waiting call fails with
 //! `UNAVAILABLE` and every running handler is stopped.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use prost::Message;
@@ -66,6 +67,7 @@ impl Session {
         let driver = Driver {
             shared: Arc::clone(&shared),
             service: Arc::new(service),
+            one_ways: OnceLock::new(),
         };
         tokio::spawn(async move {
             let result = driver.run(io, outgoing, close).await;
@@ -122,6 +124,30 @@ impl Session {
 struct Driver<S> {
     shared: Arc<Shared>,
     service: Arc<S>,
+    /// The queue to the one-way worker, started at the first one-way message.
+    one_ways: OnceLock<mpsc::Sender<(u32, Bytes)>>,
+}
+
+/// Handles a connection's one-way messages, one at a time, in order, until
+/// the session ends.
+async fn one_way_worker<S: Service>(
+    shared: Arc<Shared>,
+    service: Arc<S>,
+    mut messages: mpsc::Receiver<(u32, Bytes)>,
+) {
+    let work = async {
+        while let Some((method, body)) = messages.recv().await {
+            if let Err(status) = service.call(method, body).await {
+                tracing::debug!(peer = shared.peer(), %status, "a one-way message's handler failed");
+            }
+            shared.one_way_done();
+        }
+    };
+    tokio::select! {
+        biased;
+        () = shared.ended() => {}
+        () = work => {}
+    }
 }
 
 impl<S: Service> Driver<S> {
@@ -141,12 +167,39 @@ impl<S: Service> Driver<S> {
             read = self.read_loop(reader) => read,
             kept = self.keepalive(&close) => kept,
         };
+        if result.is_ok() {
+            self.finish_one_ways().await;
+        }
         let reason = match &result {
             Ok(()) => format!("the connection with {} was closed", self.shared.peer()),
             Err(error) => error.to_string(),
         };
         self.shared.shut_down(reason);
         result
+    }
+
+    /// After a clean end, lets the one-way worker handle what was already
+    /// delivered (up to the default timeout): those messages arrived whole,
+    /// so they are not dropped.
+    async fn finish_one_ways(&self) {
+        self.shared.start_draining();
+        let limit = self
+            .shared
+            .config()
+            .default_timeout
+            .unwrap_or(Duration::from_secs(30));
+        let handled = async {
+            while self.shared.has_one_ways_pending() {
+                self.shared.call_finished().await;
+            }
+        };
+        if tokio::time::timeout(limit, handled).await.is_err() {
+            tracing::warn!(
+                peer = self.shared.peer(),
+                ?limit,
+                "one-way handlers did not finish after the connection closed"
+            );
+        }
     }
 
     /// Sends heartbeats, ends the connection when the peer falls silent, and
@@ -242,8 +295,8 @@ impl<S: Service> Driver<S> {
             self.shared.activity.mark(Moment::Traffic);
         }
         match Kind::try_from(envelope.kind) {
-            Ok(Kind::Request) => self.on_request(envelope, true).await,
-            Ok(Kind::OneWay) => self.on_request(envelope, false).await,
+            Ok(Kind::Request) => self.on_request(envelope).await,
+            Ok(Kind::OneWay) => self.on_one_way(envelope).await,
             Ok(Kind::Response) => {
                 let outcome = match envelope.status {
                     Some(status) if status.code != 0 => Err(Status::from_wire(status)),
@@ -294,16 +347,43 @@ impl<S: Service> Driver<S> {
         }
     }
 
-    async fn on_request(&self, envelope: Envelope, respond: bool) {
+    async fn on_request(&self, envelope: Envelope) {
         let call_id = envelope.call_id;
-        let Err(refused) = self.shared.start_serving(&self.service, envelope, respond) else {
-            return;
-        };
-        if respond {
+        if let Err(refused) = self.shared.start_serving(&self.service, envelope) {
             // Fails only when the session is closing.
             let _ = self.shared.enqueue(response(call_id, Err(refused))).await;
-        } else {
-            tracing::warn!(peer = self.shared.peer(), status = %refused, "dropped a one-way call");
+        }
+    }
+
+    /// Queues a one-way message for the connection's one-way worker, which
+    /// handles them one at a time in arrival order. A full queue pauses
+    /// reading: backpressure on the sender, never a dropped message.
+    async fn on_one_way(&self, envelope: Envelope) {
+        if let Err(refused) = self.shared.refuses_calls() {
+            tracing::debug!(peer = self.shared.peer(), status = %refused, "dropped a one-way message");
+            return;
+        }
+        let queue = self.one_ways.get_or_init(|| {
+            let (queue, messages) = mpsc::channel(self.shared.config().one_way_queue);
+            tokio::spawn(one_way_worker(
+                Arc::clone(&self.shared),
+                Arc::clone(&self.service),
+                messages,
+            ));
+            queue
+        });
+        self.shared.one_way_queued();
+        let message = (envelope.method, envelope.body);
+        if let Err(full) = queue.try_send(message) {
+            let mpsc::error::TrySendError::Full(message) = full else {
+                return self.shared.one_way_done();
+            };
+            self.shared.activity.pause_reads(true);
+            let sent = queue.send(message).await;
+            self.shared.activity.pause_reads(false);
+            if sent.is_err() {
+                self.shared.one_way_done();
+            }
         }
     }
 

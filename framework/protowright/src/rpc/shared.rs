@@ -34,8 +34,8 @@ pub(super) struct Shared {
     calls: Mutex<Calls>,
     /// Handlers of the peer's requests, by call id, so a cancel can stop one.
     serving: Mutex<BTreeMap<u64, AbortHandle>>,
-    /// One-way handlers running now.
-    one_ways_running: AtomicUsize,
+    /// One-way messages queued for or in their handler.
+    one_ways_pending: AtomicUsize,
     /// Turns true when the session ends; one-way handlers stop on it.
     ended: watch::Sender<bool>,
     /// Set once either side said GOAWAY: finished calls then signal
@@ -75,7 +75,7 @@ impl Shared {
             next_call_id: AtomicU64::new(1),
             calls: Mutex::default(),
             serving: Mutex::default(),
-            one_ways_running: AtomicUsize::new(0),
+            one_ways_pending: AtomicUsize::new(0),
             ended: watch::Sender::new(false),
             draining: AtomicBool::new(false),
             going_away: AtomicBool::new(false),
@@ -136,7 +136,7 @@ impl Shared {
     pub(super) fn is_busy(&self) -> bool {
         !lock(&self.calls).waiting.is_empty()
             || !lock(&self.serving).is_empty()
-            || self.one_ways_running.load(Ordering::Relaxed) > 0
+            || self.one_ways_pending.load(Ordering::Relaxed) > 0
     }
 
     /// Whether a GOAWAY was sent or received and no call is left.
@@ -255,7 +255,45 @@ impl Shared {
         }
     }
 
-    /// Starts a handler task for a request or one-way call from the peer.
+    /// Whether this side said GOAWAY and so takes no new calls.
+    pub(super) fn refuses_calls(&self) -> Result<(), Status> {
+        if self.going_away.load(Ordering::Relaxed) {
+            return Err(Status::unavailable(format!(
+                "the endpoint serving {} is shutting down and takes no new calls",
+                self.peer
+            )));
+        }
+        Ok(())
+    }
+
+    /// Makes finished calls signal [`call_finished`](Self::call_finished).
+    pub(super) fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether one-way messages are queued for or in their handler.
+    pub(super) fn has_one_ways_pending(&self) -> bool {
+        self.one_ways_pending.load(Ordering::Relaxed) > 0
+    }
+
+    /// A one-way message was queued for its handler.
+    pub(super) fn one_way_queued(&self) {
+        self.one_ways_pending.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A one-way message's handler finished (or it was dropped).
+    pub(super) fn one_way_done(&self) {
+        self.one_ways_pending.fetch_sub(1, Ordering::Relaxed);
+        self.on_call_finished();
+    }
+
+    /// Resolves when the session has ended.
+    pub(super) async fn ended(&self) {
+        let mut ended = self.ended.subscribe();
+        let _ = ended.wait_for(|ended| *ended).await;
+    }
+
+    /// Starts a handler task for a request from the peer.
     ///
     /// Fails at once, without running anything, when every handler slot is
     /// busy or the call id is already being served.
@@ -263,14 +301,8 @@ impl Shared {
         self: &Arc<Self>,
         service: &Arc<S>,
         envelope: Envelope,
-        respond: bool,
     ) -> Result<(), Status> {
-        if self.going_away.load(Ordering::Relaxed) {
-            return Err(Status::unavailable(format!(
-                "the endpoint serving {} is shutting down and takes no new calls",
-                self.peer
-            )));
-        }
+        self.refuses_calls()?;
         let slot = Arc::clone(&self.handler_slots)
             .try_acquire_owned()
             .map_err(|_| {
@@ -290,11 +322,6 @@ impl Shared {
             body: envelope.body,
             timeout,
         };
-        if !respond {
-            self.one_ways_running.fetch_add(1, Ordering::Relaxed);
-            tokio::spawn(handler.run_one_way(slot));
-            return Ok(());
-        }
         let mut serving = lock(&self.serving);
         if serving.contains_key(&call_id) {
             return Err(Status::invalid_argument(format!(
@@ -317,11 +344,6 @@ impl Shared {
 
     fn finish_serving(&self, call_id: u64) {
         lock(&self.serving).remove(&call_id);
-        self.on_call_finished();
-    }
-
-    fn finish_one_way(&self) {
-        self.one_ways_running.fetch_sub(1, Ordering::Relaxed);
         self.on_call_finished();
     }
 
@@ -378,20 +400,6 @@ impl<S: Service> Handler<S> {
                 .enqueue(response(self.call_id, Err(refused)))
                 .await;
         }
-    }
-
-    async fn run_one_way(self, _slot: OwnedSemaphorePermit) {
-        let mut ended = self.shared.ended.subscribe();
-        tokio::select! {
-            biased;
-            _ = ended.wait_for(|ended| *ended) => {}
-            outcome = self.outcome() => {
-                if let Err(status) = outcome {
-                    tracing::debug!(peer = self.shared.peer(), %status, "a one-way call failed");
-                }
-            }
-        }
-        self.shared.finish_one_way();
     }
 }
 

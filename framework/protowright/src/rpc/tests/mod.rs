@@ -460,3 +460,4 @@ where
 }
 
 mod liveness;
+mod one_way;
