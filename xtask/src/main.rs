@@ -5,11 +5,15 @@
 //!   (`cargo test --workspace --all-features`).
 //! - `codegen [--check]`: regenerates the runtime's checked-in wire types
 //!   from `proto/protowright/v1`, or checks that they are current.
+//! - `bench [--quick] [--only PATTERN] [--json PATH] [--runs N]`: measures
+//!   protowright against its peers in one run (see `bench.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
+
+mod bench;
 
 const USAGE: &str = "usage: cargo xtask <command>
 
@@ -17,7 +21,9 @@ commands:
   demo               run the end-to-end demo (examples/greeter)
   test [ARGS...]     run the whole test suite; ARGS go to `cargo test`
   codegen [--check]  regenerate framework/protowright/src/v1/generated.rs
-                     (--check: fail if it is out of date instead)";
+                     (--check: fail if it is out of date instead)
+  bench [--quick] [--only PATTERN] [--json PATH] [--runs N]
+                     protowright side by side with its peers, in one run";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -38,6 +44,7 @@ fn run(args: Vec<String>) -> Result<()> {
         "demo" => cargo(&["run", "--quiet", "--package", "greeter"], rest),
         "test" => cargo(&["test", "--workspace", "--all-features"], rest),
         "codegen" => codegen(rest),
+        "bench" => bench::run(&workspace_root(), &bench::Options::parse(rest)?),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())

@@ -6,6 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::time::Instant;
 
+use super::outbox::Refused;
 use super::session::Owner;
 use super::shared::Shared;
 use super::{CallOptions, Channel, Stats, Status};
@@ -75,18 +76,23 @@ impl Client {
     /// is full. Fails with `UNAVAILABLE` when the session has ended and
     /// `RESOURCE_EXHAUSTED` when the message exceeds the frame limit.
     pub async fn send(&self, method: &'static Method, request: Bytes) -> Result<(), Status> {
-        if self.shared.is_closed() {
-            return Err(self.shared.unavailable());
-        }
+        // A closed session's queue refuses the envelope: no check needed here.
         self.shared.enqueue(one_way(method, request)).await
+    }
+
+    /// Sends a one-way call if the outgoing queue has room now; when it is
+    /// full, hands the request back so the caller can wait elsewhere.
+    pub(crate) fn offer(&self, method: &'static Method, request: Bytes) -> Result<(), Offer> {
+        match self.shared.offer(one_way(method, request)) {
+            Ok(()) => Ok(()),
+            Err(Refused::Full(envelope)) => Err(Offer::Full(envelope.body)),
+            Err(refused) => Err(Offer::Failed(self.shared.refusal(refused))),
+        }
     }
 
     /// Like [`send`](Self::send), but never waits: a full outgoing queue
     /// fails at once with `RESOURCE_EXHAUSTED`.
     pub fn try_send(&self, method: &'static Method, request: Bytes) -> Result<(), Status> {
-        if self.shared.is_closed() {
-            return Err(self.shared.unavailable());
-        }
         self.shared.try_enqueue(one_way(method, request))
     }
 
@@ -195,4 +201,13 @@ fn one_way(method: &Method, request: Bytes) -> Envelope {
         body: request,
         ..Envelope::default()
     }
+}
+
+/// Why [`Client::offer`] did not queue a message.
+#[derive(Debug)]
+pub(crate) enum Offer {
+    /// The queue is full; here is the request back.
+    Full(Bytes),
+    /// It cannot be sent at all.
+    Failed(Status),
 }

@@ -13,7 +13,8 @@ use crate::codec::DEFAULT_MAX_FRAME;
 /// messages queued for their handler; 1024 envelopes queued for writing; a 30 s default call timeout; a heartbeat after 5 s
 /// without writing; the peer declared dead after 15 s without reading
 /// anything from it; no idle timeout; a write that makes no progress for
-/// 10 s ends the connection; 64 KiB read and write buffers.
+/// 10 s ends the connection; at most 1 MiB queued for writing; a 64 KiB read
+/// buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// The largest envelope, in bytes, sent or accepted. A larger incoming
@@ -54,8 +55,10 @@ pub struct Config {
     /// Close the connection when writing one batch makes no progress for
     /// this long (the peer stopped reading).
     pub write_stall_timeout: Option<Duration>,
-    /// How many bytes the writer gathers from queued envelopes into one write.
-    pub write_batch: usize,
+    /// Bytes queued for the writer. At this many, senders wait too (a
+    /// single larger message still goes, alone): with `outgoing_queue`, this
+    /// bounds a connection's outgoing memory.
+    pub outgoing_bytes: usize,
     /// The read buffer's initial capacity.
     pub read_buffer: usize,
 }
@@ -73,7 +76,7 @@ impl Default for Config {
             dead_peer_timeout: Some(Duration::from_secs(15)),
             idle_timeout: None,
             write_stall_timeout: Some(Duration::from_secs(10)),
-            write_batch: 64 * 1024,
+            outgoing_bytes: 1024 * 1024,
             read_buffer: 64 * 1024,
         }
     }
@@ -93,7 +96,7 @@ impl Config {
             ("max_concurrent_requests", self.max_concurrent_requests),
             ("outgoing_queue", self.outgoing_queue),
             ("one_way_queue", self.one_way_queue),
-            ("write_batch", self.write_batch),
+            ("outgoing_bytes", self.outgoing_bytes),
             ("read_buffer", self.read_buffer),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {

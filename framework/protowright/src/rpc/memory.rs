@@ -12,8 +12,7 @@ use super::{Client, Config, NoService, Service, Session};
 /// The service runs until every clone of the returned client is dropped.
 /// Must be called inside a tokio runtime.
 pub fn connect<S: Service>(service: S, config: Config) -> Client {
-    let pipe_capacity = config.write_batch.max(64 * 1024);
-    let (client_end, server_end) = tokio::io::duplex(pipe_capacity);
+    let (client_end, server_end) = tokio::io::duplex(64 * 1024);
     let server = Session::spawn(server_end, "in-memory client", service, config.clone());
     tokio::spawn(async move {
         if let Err(error) = server.closed().await {

@@ -14,6 +14,7 @@ mod client;
 mod config;
 mod keepalive;
 pub mod memory;
+mod outbox;
 mod service;
 mod session;
 mod shared;
@@ -21,6 +22,7 @@ mod stats;
 mod status;
 
 pub use client::Client;
+pub(crate) use client::Offer;
 pub use config::{Config, ConfigError};
 pub use service::{CallOptions, Channel, NoService, Service, decode_request, encode, unary};
 pub use session::Session;

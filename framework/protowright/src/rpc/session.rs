@@ -12,10 +12,11 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use prost::Message;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::keepalive::{Moment, Timeouts, Verdict};
+use super::outbox::Batch;
 use super::shared::{Shared, is_call_traffic};
 use super::stats::Counters;
 use super::{Client, Config, Service, Stats, Status};
@@ -57,8 +58,7 @@ impl Session {
         IO: AsyncRead + AsyncWrite + Send + 'static,
         S: Service,
     {
-        let (queue, outgoing) = mpsc::channel(config.outgoing_queue.max(1));
-        let shared = Arc::new(Shared::new(peer.into(), config, queue));
+        let shared = Arc::new(Shared::new(peer.into(), config));
         let close = Arc::new(Notify::new());
         let owner = Arc::new(Owner {
             close: Arc::clone(&close),
@@ -70,7 +70,7 @@ impl Session {
             one_ways: OnceLock::new(),
         };
         tokio::spawn(async move {
-            let result = driver.run(io, outgoing, close).await;
+            let result = driver.run(io, close).await;
             // The handle may be gone; then nobody is waiting for the outcome.
             let _ = done_tx.send(result);
         });
@@ -124,8 +124,15 @@ impl Session {
 struct Driver<S> {
     shared: Arc<Shared>,
     service: Arc<S>,
-    /// The queue to the one-way worker, started at the first one-way message.
-    one_ways: OnceLock<mpsc::Sender<(u32, Bytes)>>,
+    /// The queue to the one-way worker and the room left in it (counted in
+    /// messages), set up at the first one-way message.
+    one_ways: OnceLock<(mpsc::UnboundedSender<OneWayBatch>, Arc<Semaphore>)>,
+}
+
+/// One-way messages from one read, holding their room in the queue.
+struct OneWayBatch {
+    messages: Vec<(u32, Bytes)>,
+    _room: OwnedSemaphorePermit,
 }
 
 /// Handles a connection's one-way messages, one at a time, in order, until
@@ -133,14 +140,16 @@ struct Driver<S> {
 async fn one_way_worker<S: Service>(
     shared: Arc<Shared>,
     service: Arc<S>,
-    mut messages: mpsc::Receiver<(u32, Bytes)>,
+    mut batches: mpsc::UnboundedReceiver<OneWayBatch>,
 ) {
     let work = async {
-        while let Some((method, body)) = messages.recv().await {
-            if let Err(status) = service.call(method, body).await {
-                tracing::debug!(peer = shared.peer(), %status, "a one-way message's handler failed");
+        while let Some(batch) = batches.recv().await {
+            for (method, body) in batch.messages {
+                if let Err(status) = service.call(method, body).await {
+                    tracing::debug!(peer = shared.peer(), %status, "a one-way message's handler failed");
+                }
+                shared.one_way_done();
             }
-            shared.one_way_done();
         }
     };
     tokio::select! {
@@ -151,19 +160,14 @@ async fn one_way_worker<S: Service>(
 }
 
 impl<S: Service> Driver<S> {
-    async fn run<IO>(
-        self,
-        io: IO,
-        outgoing: mpsc::Receiver<Envelope>,
-        close: Arc<Notify>,
-    ) -> Result<(), ConnectionError>
+    async fn run<IO>(self, io: IO, close: Arc<Notify>) -> Result<(), ConnectionError>
     where
         IO: AsyncRead + AsyncWrite + Send + 'static,
     {
         let (reader, writer) = tokio::io::split(io);
         let result = tokio::select! {
             biased;
-            written = self.write_loop(writer, outgoing, &close) => written,
+            written = self.write_loop(writer, &close) => written,
             read = self.read_loop(reader) => read,
             kept = self.keepalive(&close) => kept,
         };
@@ -261,6 +265,11 @@ impl<S: Service> Driver<S> {
         let mut codec = Delimited::new(config.max_frame);
         let mut buf = BytesMut::with_capacity(config.read_buffer);
         loop {
+            // Everything complete in the buffer is handled before the next
+            // read; one-way messages are handed over as one batch.
+            let mut decoded = 0;
+            let mut traffic = false;
+            let mut one_ways = Vec::new();
             while let Some(frame) = codec
                 .decode(&mut buf)
                 .map_err(|source| self.shared.frame_error(source))?
@@ -270,8 +279,20 @@ impl<S: Service> Driver<S> {
                         peer: self.shared.peer().to_owned(),
                         source,
                     })?;
-                Counters::add(&self.shared.counters.messages_in, 1);
-                self.on_envelope(envelope).await?;
+                decoded += 1;
+                traffic |= is_call_traffic(envelope.kind);
+                if envelope.kind == Kind::OneWay as i32 {
+                    one_ways.push((envelope.method, envelope.body));
+                } else {
+                    self.on_envelope(envelope).await?;
+                }
+            }
+            if !one_ways.is_empty() {
+                self.on_one_ways(one_ways).await;
+            }
+            Counters::add(&self.shared.counters.messages_in, decoded);
+            if traffic {
+                self.shared.activity.mark(Moment::Traffic);
             }
             if buf.capacity() - buf.len() < config.read_buffer / 4 {
                 buf.reserve(config.read_buffer);
@@ -291,12 +312,12 @@ impl<S: Service> Driver<S> {
     }
 
     async fn on_envelope(&self, envelope: Envelope) -> Result<(), ConnectionError> {
-        if is_call_traffic(envelope.kind) {
-            self.shared.activity.mark(Moment::Traffic);
-        }
         match Kind::try_from(envelope.kind) {
             Ok(Kind::Request) => self.on_request(envelope).await,
-            Ok(Kind::OneWay) => self.on_one_way(envelope).await,
+            Ok(Kind::OneWay) => {
+                self.on_one_ways(vec![(envelope.method, envelope.body)])
+                    .await
+            }
             Ok(Kind::Response) => {
                 let outcome = match envelope.status {
                     Some(status) if status.code != 0 => Err(Status::from_wire(status)),
@@ -355,77 +376,75 @@ impl<S: Service> Driver<S> {
         }
     }
 
-    /// Queues a one-way message for the connection's one-way worker, which
-    /// handles them one at a time in arrival order. A full queue pauses
-    /// reading: backpressure on the sender, never a dropped message.
-    async fn on_one_way(&self, envelope: Envelope) {
+    /// Queues one-way messages for the connection's one-way worker, which
+    /// handles them one at a time in arrival order. When the queue is full,
+    /// reading pauses: backpressure on the sender, never a dropped message.
+    async fn on_one_ways(&self, messages: Vec<(u32, Bytes)>) {
         if let Err(refused) = self.shared.refuses_calls() {
-            tracing::debug!(peer = self.shared.peer(), status = %refused, "dropped a one-way message");
+            tracing::debug!(peer = self.shared.peer(), status = %refused, count = messages.len(), "dropped one-way messages");
             return;
         }
-        let queue = self.one_ways.get_or_init(|| {
-            let (queue, messages) = mpsc::channel(self.shared.config().one_way_queue);
+        let capacity = self.shared.config().one_way_queue;
+        let (queue, room) = self.one_ways.get_or_init(|| {
+            let (queue, batches) = mpsc::unbounded_channel();
             tokio::spawn(one_way_worker(
                 Arc::clone(&self.shared),
                 Arc::clone(&self.service),
-                messages,
+                batches,
             ));
-            queue
+            (queue, Arc::new(Semaphore::new(capacity)))
         });
-        self.shared.one_way_queued();
-        let message = (envelope.method, envelope.body);
-        if let Err(full) = queue.try_send(message) {
-            let mpsc::error::TrySendError::Full(message) = full else {
-                return self.shared.one_way_done();
-            };
-            self.shared.activity.pause_reads(true);
-            let sent = queue.send(message).await;
-            self.shared.activity.pause_reads(false);
-            if sent.is_err() {
+        // A batch larger than the whole queue waits for all of it.
+        let wanted = u32::try_from(messages.len().min(capacity)).unwrap_or(u32::MAX);
+        let permit = match Arc::clone(room).try_acquire_many_owned(wanted) {
+            Ok(permit) => permit,
+            Err(_) => {
+                self.shared.activity.pause_reads(true);
+                let permit = Arc::clone(room).acquire_many_owned(wanted).await;
+                self.shared.activity.pause_reads(false);
+                let Ok(permit) = permit else { return };
+                permit
+            }
+        };
+        let count = messages.len();
+        self.shared.one_ways_queued(count);
+        if queue
+            .send(OneWayBatch {
+                messages,
+                _room: permit,
+            })
+            .is_err()
+        {
+            for _ in 0..count {
                 self.shared.one_way_done();
             }
         }
     }
 
-    async fn write_loop<W>(
-        &self,
-        mut writer: W,
-        mut outgoing: mpsc::Receiver<Envelope>,
-        close: &Notify,
-    ) -> Result<(), ConnectionError>
+    async fn write_loop<W>(&self, mut writer: W, close: &Notify) -> Result<(), ConnectionError>
     where
         W: AsyncWrite + Unpin,
     {
-        let config = self.shared.config();
-        let codec = Delimited::new(config.max_frame);
-        let mut batch = BytesMut::with_capacity(config.write_batch);
+        let outbox = &self.shared.outbox;
         loop {
-            let first = tokio::select! {
+            let batch = tokio::select! {
                 biased;
                 () = close.notified() => None,
-                envelope = outgoing.recv() => envelope,
+                batch = outbox.take() => Some(batch),
             };
-            let closing = first.is_none();
-            if let Some(envelope) = first {
-                self.encode(&codec, &envelope, &mut batch);
-            }
-            // Gather what else is queued into the same write: many small
-            // messages cost one system call, and nothing waits for a timer.
-            while closing || batch.len() < config.write_batch {
-                match outgoing.try_recv() {
-                    Ok(envelope) => self.encode(&codec, &envelope, &mut batch),
-                    Err(_) => break,
+            let Some(batch) = batch else {
+                // Closing: write what is still queued, then shut down.
+                if let Some(last) = outbox.take_now() {
+                    self.write_batch(&mut writer, &last).await?;
                 }
-            }
-            self.write_batch(&mut writer, &batch).await?;
-            batch.clear();
-            if closing {
-                writer
+                return writer
                     .shutdown()
                     .await
-                    .map_err(|source| self.shared.io_error(source))?;
-                return Ok(());
-            }
+                    .map_err(|source| self.shared.io_error(source));
+            };
+            // Everything queued goes out in one write: many small messages
+            // cost one system call, and nothing waits for a timer.
+            self.write_batch(&mut writer, &batch).await?;
             writer
                 .flush()
                 .await
@@ -436,10 +455,15 @@ impl<S: Service> Driver<S> {
     /// Writes one batch. Fails when a single write makes no progress for
     /// the write-stall timeout: a slow reader is waited for, a reader that
     /// stopped is not.
-    async fn write_batch<W>(&self, writer: &mut W, batch: &[u8]) -> Result<(), ConnectionError>
+    async fn write_batch<W>(&self, writer: &mut W, batch: &Batch) -> Result<(), ConnectionError>
     where
         W: AsyncWrite + Unpin,
     {
+        let Batch {
+            bytes: batch,
+            envelopes,
+            traffic,
+        } = batch;
         let mut written = 0;
         while written < batch.len() {
             let write = writer.write(&batch[written..]);
@@ -461,17 +485,12 @@ impl<S: Service> Driver<S> {
             }
         }
         self.shared.activity.mark(Moment::Write);
-        Counters::add(&self.shared.counters.bytes_out, batch.len() as u64);
-        Ok(())
-    }
-
-    fn encode(&self, codec: &Delimited, envelope: &Envelope, batch: &mut BytesMut) {
-        Counters::add(&self.shared.counters.messages_out, 1);
-        // `Shared::enqueue` refuses envelopes over the limit, so this only
-        // fails if that check and the codec disagree.
-        if let Err(error) = codec.encode(envelope, batch) {
-            tracing::error!(peer = self.shared.peer(), %error, "dropped an outgoing envelope");
+        if *traffic {
+            self.shared.activity.mark(Moment::Traffic);
         }
+        Counters::add(&self.shared.counters.bytes_out, batch.len() as u64);
+        Counters::add(&self.shared.counters.messages_out, *envelopes);
+        Ok(())
     }
 }
 

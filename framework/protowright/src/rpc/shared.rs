@@ -6,11 +6,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use prost::Message;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot, watch};
 use tokio::task::AbortHandle;
 
-use super::keepalive::{Activity, Moment};
+use super::keepalive::Activity;
+use super::outbox::{Outbox, Refused};
 use super::session::response;
 use super::stats::Counters;
 use super::{Config, Service, Stats, Status};
@@ -25,7 +25,7 @@ pub(super) type Reply = Result<Bytes, Status>;
 pub(super) struct Shared {
     peer: String,
     config: Config,
-    outgoing: mpsc::Sender<Envelope>,
+    pub(super) outbox: Outbox,
     next_call_id: AtomicU64,
     /// Bounds the caller's calls awaiting a response.
     in_flight: Arc<Semaphore>,
@@ -43,6 +43,9 @@ pub(super) struct Shared {
     draining: AtomicBool,
     /// This side said GOAWAY: new incoming calls are refused.
     going_away: AtomicBool,
+    /// Cleared once the session ended or the peer said GOAWAY: a lock-free
+    /// copy of what `calls` says, for the per-message paths.
+    accepting: AtomicBool,
     drained: Notify,
     pub(super) activity: Activity,
     pub(super) counters: Counters,
@@ -65,13 +68,17 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    pub(super) fn new(peer: String, config: Config, outgoing: mpsc::Sender<Envelope>) -> Self {
+    pub(super) fn new(peer: String, config: Config) -> Self {
         Self {
+            outbox: Outbox::new(
+                config.outgoing_queue,
+                config.outgoing_bytes,
+                config.max_frame,
+            ),
             peer,
             in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
             handler_slots: Arc::new(Semaphore::new(config.max_concurrent_requests.max(1))),
             config,
-            outgoing,
             next_call_id: AtomicU64::new(1),
             calls: Mutex::default(),
             serving: Mutex::default(),
@@ -79,6 +86,7 @@ impl Shared {
             ended: watch::Sender::new(false),
             draining: AtomicBool::new(false),
             going_away: AtomicBool::new(false),
+            accepting: AtomicBool::new(true),
             drained: Notify::new(),
             activity: Activity::new(),
             counters: Counters::default(),
@@ -87,8 +95,7 @@ impl Shared {
 
     /// The connection's counters now.
     pub(super) fn stats(&self) -> Stats {
-        let depth = self.outgoing.max_capacity() - self.outgoing.capacity();
-        self.counters.snapshot(depth)
+        self.counters.snapshot(self.outbox.depth())
     }
 
     pub(super) fn peer(&self) -> &str {
@@ -128,8 +135,7 @@ impl Shared {
     /// Whether new calls can be made: the session is open and the peer has
     /// not said GOAWAY.
     pub(super) fn is_accepting_calls(&self) -> bool {
-        let calls = lock(&self.calls);
-        calls.closed.is_none() && calls.peer_going_away.is_none()
+        self.accepting.load(Ordering::Acquire)
     }
 
     /// Whether calls are in flight either way.
@@ -158,6 +164,7 @@ impl Shared {
     /// The peer said GOAWAY: refuse new calls; let waiting ones finish.
     pub(super) fn on_peer_going_away(&self, reason: String) {
         lock(&self.calls).peer_going_away = Some(reason);
+        self.accepting.store(false, Ordering::Release);
         self.draining.store(true, Ordering::Relaxed);
         self.drained.notify_one();
     }
@@ -174,41 +181,38 @@ impl Shared {
     /// Refuses an envelope larger than the frame limit with
     /// `RESOURCE_EXHAUSTED`, so nothing a peer would reject is ever sent.
     pub(super) async fn enqueue(&self, envelope: Envelope) -> Result<(), Status> {
-        self.admit(&envelope)?;
-        self.outgoing
-            .send(envelope)
+        self.outbox
+            .push_wait(envelope)
             .await
-            .map_err(|_| self.unavailable())
+            .map_err(|refused| self.refusal(refused))
     }
 
     /// Queues an envelope only if there is room now; a full queue is
     /// `RESOURCE_EXHAUSTED`.
     pub(super) fn try_enqueue(&self, envelope: Envelope) -> Result<(), Status> {
-        self.admit(&envelope)?;
-        self.outgoing
-            .try_send(envelope)
-            .map_err(|error| match error {
-                mpsc::error::TrySendError::Full(_) => Status::resource_exhausted(format!(
-                    "the outgoing queue to {} is full ({} envelopes)",
-                    self.peer, self.config.outgoing_queue
-                )),
-                mpsc::error::TrySendError::Closed(_) => self.unavailable(),
-            })
+        self.outbox
+            .push(envelope)
+            .map_err(|refused| self.refusal(refused))
     }
 
-    /// Checks an envelope's size and notes call traffic for the idle timer.
-    fn admit(&self, envelope: &Envelope) -> Result<(), Status> {
-        let len = envelope.encoded_len();
-        if len > self.config.max_frame {
-            return Err(Status::resource_exhausted(format!(
+    /// Queues an envelope if there is room now; hands it back if not.
+    pub(super) fn offer(&self, envelope: Envelope) -> Result<(), Refused> {
+        self.outbox.push(envelope)
+    }
+
+    /// The status for an envelope the outbox refused.
+    pub(super) fn refusal(&self, refused: Refused) -> Status {
+        match refused {
+            Refused::Full(_) => Status::resource_exhausted(format!(
+                "the outgoing queue to {} is full ({} envelopes or {} bytes)",
+                self.peer, self.config.outgoing_queue, self.config.outgoing_bytes
+            )),
+            Refused::Closed => self.unavailable(),
+            Refused::TooLarge(len) => Status::resource_exhausted(format!(
                 "a message of {len} bytes exceeds the frame limit of {} bytes for {}",
                 self.config.max_frame, self.peer
-            )));
+            )),
         }
-        if is_call_traffic(envelope.kind) {
-            self.activity.mark(Moment::Traffic);
-        }
-        Ok(())
     }
 
     /// Takes a slot for one more call awaiting a response.
@@ -276,9 +280,9 @@ impl Shared {
         self.one_ways_pending.load(Ordering::Relaxed) > 0
     }
 
-    /// A one-way message was queued for its handler.
-    pub(super) fn one_way_queued(&self) {
-        self.one_ways_pending.fetch_add(1, Ordering::Relaxed);
+    /// `count` one-way messages were queued for their handler.
+    pub(super) fn one_ways_queued(&self, count: usize) {
+        self.one_ways_pending.fetch_add(count, Ordering::Relaxed);
     }
 
     /// A one-way message's handler finished (or it was dropped).
@@ -353,6 +357,7 @@ impl Shared {
         let waiting = {
             let mut calls = lock(&self.calls);
             calls.closed = Some(reason.clone());
+            self.accepting.store(false, Ordering::Release);
             std::mem::take(&mut calls.waiting)
         };
         for (_, caller) in waiting {
@@ -362,6 +367,7 @@ impl Shared {
             task.abort();
         }
         self.in_flight.close();
+        self.outbox.close();
         self.ended.send_replace(true);
     }
 }

@@ -210,3 +210,23 @@ async fn counters_track_bytes_and_messages_both_ways() {
     );
     assert_eq!(stats.queue_depth, 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_that_only_receives_messages_is_not_idle() {
+    let config = Config {
+        idle_timeout: Some(Duration::from_secs(1)),
+        ..quiet_config()
+    };
+    let (a, b) = tokio::io::duplex(1 << 16);
+    let server = Session::spawn(a, "client", Probe::default(), config.clone()).client();
+    let client = Session::spawn(b, "server", NoService, config).client();
+    // One-way messages for 5 s: the server only ever receives.
+    for _ in 0..50 {
+        client
+            .send(&ECHO, Bytes::from_static(b"tick"))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!server.is_closed(), "receiving calls is traffic");
+}

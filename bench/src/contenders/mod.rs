@@ -1,0 +1,118 @@
+//! The contenders. Each is one module with a `serve` and a `drive`; adding
+//! a contender is adding a module and a line in each `match` below.
+
+mod protowright_tcp;
+mod raw_tcp;
+mod tokio_codec;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::bail;
+use tokio::time::Instant;
+
+use crate::{Report, Workload};
+
+/// Every contender's name, as the harness and the results name it.
+pub(crate) const NAMES: &[&str] = &["raw-tcp", "tokio-codec", "protowright-tcp"];
+
+/// Serves one client for `workload`.
+pub(crate) async fn serve(name: &str, workload: Workload) -> anyhow::Result<()> {
+    match name {
+        "raw-tcp" => raw_tcp::serve(workload).await,
+        "tokio-codec" => tokio_codec::serve(workload).await,
+        "protowright-tcp" => protowright_tcp::serve(workload).await,
+        other => bail!("unknown contender `{other}`"),
+    }
+}
+
+/// Drives `workload` against the server at `addr` for `duration`.
+pub(crate) async fn drive(
+    name: &str,
+    workload: Workload,
+    addr: SocketAddr,
+    duration: Duration,
+) -> anyhow::Result<()> {
+    match name {
+        "raw-tcp" => raw_tcp::drive(workload, addr, duration).await,
+        "tokio-codec" => tokio_codec::drive(workload, addr, duration).await,
+        "protowright-tcp" => protowright_tcp::drive(workload, addr, duration).await,
+        other => bail!("unknown contender `{other}`"),
+    }
+}
+
+/// Tells the harness where the server listens.
+fn ready(addr: SocketAddr) {
+    use std::io::Write;
+    println!("ready {addr}");
+    let _ = std::io::stdout().flush();
+}
+
+/// Counts messages between the first and the last.
+#[derive(Debug, Default)]
+struct Meter {
+    first: Option<Instant>,
+    last: Option<Instant>,
+    messages: u64,
+}
+
+impl Meter {
+    fn add(&mut self, messages: u64) {
+        let now = Instant::now();
+        self.first.get_or_insert(now);
+        self.last = Some(now);
+        self.messages += messages;
+    }
+
+    fn report(&self) -> Report {
+        let elapsed = match (self.first, self.last) {
+            (Some(first), Some(last)) => last - first,
+            _ => Duration::ZERO,
+        };
+        Report::Throughput {
+            messages: self.messages,
+            elapsed,
+        }
+    }
+}
+
+/// Collects round-trip samples for a fixed time after a warm-up.
+#[derive(Debug)]
+struct Sampler {
+    warm_up: u32,
+    end: Option<Instant>,
+    duration: Duration,
+    samples: Vec<Duration>,
+}
+
+impl Sampler {
+    fn new(duration: Duration) -> Self {
+        Self {
+            warm_up: 1000,
+            end: None,
+            duration,
+            samples: Vec::with_capacity(200_000),
+        }
+    }
+
+    /// Whether to make another round trip.
+    fn more(&self) -> bool {
+        self.end.is_none_or(|end| Instant::now() < end) && self.samples.len() < 2_000_000
+    }
+
+    /// Records a round trip that started at `started`.
+    fn record(&mut self, started: Instant) {
+        if self.warm_up > 0 {
+            self.warm_up -= 1;
+            if self.warm_up == 0 {
+                self.end = Some(Instant::now() + self.duration);
+            }
+            return;
+        }
+        self.samples.push(started.elapsed());
+    }
+
+    fn report(self) -> Report {
+        Report::latency(self.samples)
+    }
+}

@@ -1,0 +1,47 @@
+//! What a run prints: one JSON object on the last line of stdout.
+
+use std::time::Duration;
+
+/// A measurement, printed as one JSON line for the harness.
+#[derive(Debug, Clone)]
+pub enum Report {
+    /// Messages decoded by the receiver, over the time from the first to
+    /// the last.
+    Throughput {
+        /// Messages counted.
+        messages: u64,
+        /// From the first message to the last.
+        elapsed: Duration,
+    },
+    /// Round trips, sorted.
+    Latency {
+        /// Every round trip measured, in order of size.
+        samples: Vec<Duration>,
+    },
+}
+
+impl Report {
+    /// Prints the report as one JSON line.
+    pub fn print(&self) {
+        let json = match self {
+            Report::Throughput { messages, elapsed } => serde_json::json!({
+                "msgs_per_s": *messages as f64 / elapsed.as_secs_f64().max(1e-9),
+                "messages": messages,
+            }),
+            Report::Latency { samples } => {
+                let at = |q: f64| {
+                    let index = ((samples.len() as f64 - 1.0) * q).round() as usize;
+                    samples.get(index).map_or(0.0, |d| d.as_secs_f64() * 1e6)
+                };
+                serde_json::json!({ "p50_us": at(0.50), "p99_us": at(0.99), "samples": samples.len() })
+            }
+        };
+        println!("{json}");
+    }
+
+    /// A latency report from unsorted samples.
+    pub fn latency(mut samples: Vec<Duration>) -> Self {
+        samples.sort_unstable();
+        Report::Latency { samples }
+    }
+}

@@ -1,0 +1,423 @@
+//! `cargo xtask bench`: protowright side by side with its peers, in one run.
+//!
+//! Every contender is a server process and a client process
+//! (`target/release/contender`), each on a single-threaded runtime, pinned
+//! to different cores with `taskset` when it is available. The connection
+//! is set up before the clock starts. Each figure is the median of several
+//! runs, interleaved across contenders so that drifting machine load hits
+//! all of them alike; the minimum and maximum stand beside it. The harness
+//! ends only the processes it started, and every process stops by itself.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+/// A contender and whether it is ours, a peer, or the physical limit.
+struct Contender {
+    name: &'static str,
+    kind: Kind,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Ours,
+    Peer,
+    Limit,
+}
+
+const CONTENDERS: &[Contender] = &[
+    Contender {
+        name: "raw-tcp",
+        kind: Kind::Limit,
+    },
+    Contender {
+        name: "tokio-codec",
+        kind: Kind::Peer,
+    },
+    Contender {
+        name: "protowright-tcp",
+        kind: Kind::Ours,
+    },
+];
+
+/// A workload and the metrics it reports (the JSON keys the contender prints).
+struct Workload {
+    name: &'static str,
+    metrics: &'static [(&'static str, &'static str, Better)],
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Better {
+    Higher,
+    Lower,
+}
+
+const WORKLOADS: &[Workload] = &[
+    Workload {
+        name: "msgs64",
+        metrics: &[("msgs_per_s", "msg/s", Better::Higher)],
+    },
+    Workload {
+        name: "rtt64",
+        metrics: &[
+            ("p50_us", "µs", Better::Lower),
+            ("p99_us", "µs", Better::Lower),
+        ],
+    },
+];
+
+/// What `cargo xtask bench` was asked for.
+#[derive(Debug)]
+pub(crate) struct Options {
+    quick: bool,
+    only: Option<String>,
+    json: Option<PathBuf>,
+    runs: usize,
+}
+
+impl Options {
+    pub(crate) fn parse(args: &[String]) -> Result<Self> {
+        let mut options = Options {
+            quick: false,
+            only: None,
+            json: None,
+            runs: 3,
+        };
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--quick" => options.quick = true,
+                "--only" => {
+                    options.only = Some(args.next().context("--only takes a PATTERN")?.clone())
+                }
+                "--json" => options.json = Some(args.next().context("--json takes a PATH")?.into()),
+                "--runs" => {
+                    options.runs = args
+                        .next()
+                        .context("--runs takes a number")?
+                        .parse()
+                        .context("--runs takes a number")?;
+                    if options.runs == 0 {
+                        bail!("--runs must be at least 1");
+                    }
+                }
+                other => bail!(
+                    "unknown bench option `{other}` (--quick, --only PATTERN, --json PATH, --runs N)"
+                ),
+            }
+        }
+        Ok(options)
+    }
+
+    fn seconds(&self) -> f64 {
+        if self.quick { 1.0 } else { 3.0 }
+    }
+
+    fn selects(&self, contender: &str, workload: &str) -> bool {
+        self.only.as_ref().is_none_or(|p| {
+            contender.contains(p.as_str())
+                || workload.contains(p.as_str())
+                || format!("{contender}/{workload}").contains(p.as_str())
+        })
+    }
+}
+
+/// One figure: every run's value.
+struct Figure {
+    contender: &'static str,
+    kind: Kind,
+    workload: &'static str,
+    metric: &'static str,
+    unit: &'static str,
+    better: Better,
+    runs: Vec<f64>,
+}
+
+impl Figure {
+    fn sorted(&self) -> Vec<f64> {
+        let mut runs = self.runs.clone();
+        runs.sort_by(f64::total_cmp);
+        runs
+    }
+
+    fn median(&self) -> f64 {
+        let runs = self.sorted();
+        if runs.is_empty() {
+            f64::NAN
+        } else {
+            runs[runs.len() / 2]
+        }
+    }
+}
+
+pub(crate) fn run(root: &Path, options: &Options) -> Result<()> {
+    let binary = build(root)?;
+    let pinning = Command::new("taskset")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !pinning {
+        eprintln!("note: taskset not found; server and client are not pinned to cores");
+    }
+    let mut figures: Vec<Figure> = Vec::new();
+    for workload in WORKLOADS {
+        for contender in CONTENDERS
+            .iter()
+            .filter(|c| options.selects(c.name, workload.name))
+        {
+            for &(metric, unit, better) in workload.metrics {
+                figures.push(Figure {
+                    contender: contender.name,
+                    kind: contender.kind,
+                    workload: workload.name,
+                    metric,
+                    unit,
+                    better,
+                    runs: Vec::new(),
+                });
+            }
+        }
+    }
+    if figures.is_empty() {
+        bail!("--only {:?} matches no contender or workload", options.only);
+    }
+    for round in 1..=options.runs {
+        for workload in WORKLOADS {
+            for contender in CONTENDERS
+                .iter()
+                .filter(|c| options.selects(c.name, workload.name))
+            {
+                eprintln!(
+                    "[run {round}/{}] {} {}",
+                    options.runs, contender.name, workload.name
+                );
+                let result = run_once(
+                    &binary,
+                    contender.name,
+                    workload.name,
+                    options.seconds(),
+                    pinning,
+                )
+                .with_context(|| format!("{} {}", contender.name, workload.name))?;
+                for figure in figures
+                    .iter_mut()
+                    .filter(|f| f.contender == contender.name && f.workload == workload.name)
+                {
+                    let value = result
+                        .get(figure.metric)
+                        .and_then(Value::as_f64)
+                        .with_context(|| {
+                            format!("{} reported no {}", contender.name, figure.metric)
+                        })?;
+                    figure.runs.push(value);
+                }
+            }
+        }
+    }
+    println!("{}", table(&figures, options));
+    if let Some(path) = &options.json {
+        std::fs::write(path, serde_json::to_string_pretty(&json_report(&figures))?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn build(root: &Path) -> Result<PathBuf> {
+    eprintln!("building the contenders (release)...");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(root)
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "--package",
+            "protowright-bench",
+            "--bin",
+            "contender",
+        ])
+        .status()
+        .context("could not start cargo")?;
+    if !status.success() {
+        bail!("building the contenders failed");
+    }
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    Ok(target.join("release/contender"))
+}
+
+/// Ends a process the harness started, if it is still running.
+struct Started(Child);
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
+fn command(binary: &Path, core: &str, pinning: bool) -> Command {
+    if pinning {
+        let mut command = Command::new("taskset");
+        command.args(["-c", core]).arg(binary);
+        command
+    } else {
+        Command::new(binary)
+    }
+}
+
+/// Runs one server and one client; returns the JSON the measuring side printed.
+fn run_once(
+    binary: &Path,
+    contender: &str,
+    workload: &str,
+    seconds: f64,
+    pinning: bool,
+) -> Result<Value> {
+    let limit = Duration::from_secs_f64(seconds + 30.0);
+    let mut server = Started(
+        command(binary, "0", pinning)
+            .args([contender, "server", workload])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting the server")?,
+    );
+    let stdout = server.0.stdout.take().context("server stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines
+        .next()
+        .context("the server exited before it was ready")??;
+    let addr = first
+        .strip_prefix("ready ")
+        .with_context(|| format!("unexpected server output: {first}"))?
+        .to_owned();
+    let mut client = Started(
+        command(binary, "1", pinning)
+            .args([contender, "client", workload, &addr, &seconds.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting the client")?,
+    );
+    let client_out = wait_output(&mut client, limit).context("client")?;
+    let mut server_out = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for line in lines {
+        server_out.push_str(&line?);
+        server_out.push('\n');
+        if Instant::now() > deadline {
+            break;
+        }
+    }
+    let report = [client_out.as_str(), server_out.as_str()]
+        .iter()
+        .flat_map(|out| out.lines())
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(Value::is_object);
+    report.context("neither side printed a result")
+}
+
+fn wait_output(child: &mut Started, limit: Duration) -> Result<String> {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.0.try_wait()? {
+            let mut out = String::new();
+            if let Some(mut stdout) = child.0.stdout.take() {
+                stdout.read_to_string(&mut out)?;
+            }
+            if !status.success() {
+                bail!("exited with {status}");
+            }
+            return Ok(out);
+        }
+        if started.elapsed() > limit {
+            bail!("did not finish within {limit:?}; stopped");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The best peer's median for a figure's workload and metric.
+fn best(figures: &[Figure], of: &Figure, kind: Kind) -> Option<f64> {
+    let medians = figures
+        .iter()
+        .filter(|f| f.kind == kind && f.workload == of.workload && f.metric == of.metric)
+        .map(Figure::median);
+    match of.better {
+        Better::Higher => medians.max_by(f64::total_cmp),
+        Better::Lower => medians.min_by(f64::total_cmp),
+    }
+}
+
+/// How `value` compares with `reference`: >1 means better for throughput,
+/// and for latency the plain quotient (lower is better) is shown.
+fn ratio(value: f64, reference: Option<f64>) -> String {
+    match reference {
+        Some(reference) if reference > 0.0 && value.is_finite() => {
+            format!("{:.2}x", value / reference)
+        }
+        _ => "–".to_owned(),
+    }
+}
+
+fn table(figures: &[Figure], options: &Options) -> String {
+    let mut out = String::from(
+        "| contender | workload | metric | median | min | max | vs best peer | vs physical limit |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for figure in figures {
+        let sorted = figure.sorted();
+        let (min, max) = (
+            sorted.first().copied().unwrap_or(f64::NAN),
+            sorted.last().copied().unwrap_or(f64::NAN),
+        );
+        let median = figure.median();
+        let vs_peer = if figure.kind == Kind::Peer {
+            "–".to_owned()
+        } else {
+            ratio(median, best(figures, figure, Kind::Peer))
+        };
+        let vs_limit = if figure.kind == Kind::Limit {
+            "–".to_owned()
+        } else {
+            ratio(median, best(figures, figure, Kind::Limit))
+        };
+        out.push_str(&format!(
+            "| {} | {} | {} ({}) | {} | {} | {} | {} | {} |\n",
+            figure.contender,
+            figure.workload,
+            figure.metric,
+            figure.unit,
+            show(median),
+            show(min),
+            show(max),
+            vs_peer,
+            vs_limit
+        ));
+    }
+    out.push_str(&format!("\n{} runs per figure, {} s each; ratios are median / median (msgs: higher is better; latency: lower is better).\n", options.runs, options.seconds()));
+    out
+}
+
+fn show(value: f64) -> String {
+    if value >= 10_000.0 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.1}")
+    }
+}
+
+fn json_report(figures: &[Figure]) -> Value {
+    let results: Vec<Value> = figures
+        .iter()
+        .map(|f| json!({ "contender": f.contender, "workload": f.workload, "metric": f.metric, "value": f.median(), "unit": f.unit, "runs": f.runs }))
+        .collect();
+    json!({ "results": results })
+}
