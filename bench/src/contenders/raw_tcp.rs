@@ -29,8 +29,9 @@ pub(super) async fn serve(workload: Workload) -> anyhow::Result<()> {
                     break;
                 }
                 bytes += n as u64;
-                meter.add(0);
+                meter.add(n as u64);
             }
+            meter.finish();
             meter.messages = bytes / RECORD as u64;
             meter.report().print();
         }

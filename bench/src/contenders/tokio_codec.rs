@@ -29,6 +29,7 @@ pub(super) async fn serve(workload: Workload) -> anyhow::Result<()> {
                 debug_assert_eq!(payload.data.len(), DATA.len());
                 meter.add(1);
             }
+            meter.finish();
             meter.report().print();
         }
         Workload::Rtt64 => {

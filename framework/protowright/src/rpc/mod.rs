@@ -20,6 +20,7 @@ mod session;
 mod shared;
 mod stats;
 mod status;
+mod wire;
 
 pub use client::Client;
 pub(crate) use client::Offer;

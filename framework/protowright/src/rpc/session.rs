@@ -10,7 +10,6 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use prost::Message;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
@@ -19,6 +18,7 @@ use super::keepalive::{Moment, Timeouts, Verdict};
 use super::outbox::Batch;
 use super::shared::{Shared, is_call_traffic};
 use super::stats::Counters;
+use super::wire::decode_envelope;
 use super::{Client, Config, Service, Stats, Status};
 use crate::codec::Delimited;
 use crate::error::ConnectionError;
@@ -144,12 +144,13 @@ async fn one_way_worker<S: Service>(
 ) {
     let work = async {
         while let Some(batch) = batches.recv().await {
+            let count = batch.messages.len();
             for (method, body) in batch.messages {
                 if let Err(status) = service.call(method, body).await {
                     tracing::debug!(peer = shared.peer(), %status, "a one-way message's handler failed");
                 }
-                shared.one_way_done();
             }
+            shared.one_ways_done(count);
         }
     };
     tokio::select! {
@@ -275,7 +276,7 @@ impl<S: Service> Driver<S> {
                 .map_err(|source| self.shared.frame_error(source))?
             {
                 let envelope =
-                    Envelope::decode(frame).map_err(|source| ConnectionError::Decode {
+                    decode_envelope(frame).map_err(|source| ConnectionError::Decode {
                         peer: self.shared.peer().to_owned(),
                         source,
                     })?;
@@ -415,9 +416,7 @@ impl<S: Service> Driver<S> {
             })
             .is_err()
         {
-            for _ in 0..count {
-                self.shared.one_way_done();
-            }
+            self.shared.one_ways_done(count);
         }
     }
 

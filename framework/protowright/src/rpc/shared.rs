@@ -285,9 +285,9 @@ impl Shared {
         self.one_ways_pending.fetch_add(count, Ordering::Relaxed);
     }
 
-    /// A one-way message's handler finished (or it was dropped).
-    pub(super) fn one_way_done(&self) {
-        self.one_ways_pending.fetch_sub(1, Ordering::Relaxed);
+    /// `count` one-way messages were handled (or dropped).
+    pub(super) fn one_ways_done(&self, count: usize) {
+        self.one_ways_pending.fetch_sub(count, Ordering::Relaxed);
         self.on_call_finished();
     }
 
