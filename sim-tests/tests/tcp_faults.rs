@@ -206,6 +206,34 @@ fn all_typed(outcomes: &[&Outcome]) -> bool {
     })
 }
 
+/// Checks one outage: calls succeed before `fault`, fail with typed errors
+/// (and some do fail) while it lasts, succeed again from `recovered` on,
+/// and the client replaced its connection.
+fn assert_outage_healed(seed: u64, fault: (f64, f64), recovered: f64, observed: &Observed) {
+    let context = format!(
+        "seed {seed}, replay: {}",
+        replay_command("tcp_faults", seed)
+    );
+    assert!(
+        all_ok(&between(observed, 0.5, fault.0)),
+        "healthy before: {context}"
+    );
+    let during = between(observed, fault.0, fault.1);
+    assert!(
+        during.iter().any(|o| o.result.is_err()),
+        "the fault was felt: {context}"
+    );
+    assert!(all_typed(&during), "typed failures: {during:?} {context}");
+    assert!(
+        all_ok(&between(observed, recovered, 15.0)),
+        "recovered: {context}"
+    );
+    assert!(
+        observed.reconnects >= 1,
+        "the dead connection was replaced: {context}"
+    );
+}
+
 #[test]
 fn a_partition_fails_calls_with_typed_errors_and_the_client_recovers_after_repair() {
     for seed in seeds() {
@@ -213,28 +241,7 @@ fn a_partition_fails_calls_with_typed_errors_and_the_client_recovers_after_repai
             seed,
             &[(secs(3.0), Fault::Partition), (secs(8.0), Fault::Repair)],
         );
-        let context = format!(
-            "seed {seed}, replay: {}",
-            replay_command("tcp_faults", seed)
-        );
-        assert!(
-            all_ok(&between(&observed, 0.5, 3.0)),
-            "healthy before: {context}"
-        );
-        let during = between(&observed, 3.0, 8.0);
-        assert!(
-            during.iter().any(|o| o.result.is_err()),
-            "the partition was felt: {context}"
-        );
-        assert!(all_typed(&during), "typed failures: {during:?} {context}");
-        assert!(
-            all_ok(&between(&observed, 11.0, 15.0)),
-            "recovered after repair: {context}"
-        );
-        assert!(
-            observed.reconnects >= 1,
-            "the dead connection was replaced: {context}"
-        );
+        assert_outage_healed(seed, (3.0, 8.0), 11.0, &observed);
     }
 }
 
@@ -245,25 +252,7 @@ fn a_crashed_and_restarted_server_is_reconnected_to() {
             seed,
             &[(secs(3.0), Fault::Crash), (secs(6.0), Fault::Bounce)],
         );
-        let context = format!(
-            "seed {seed}, replay: {}",
-            replay_command("tcp_faults", seed)
-        );
-        assert!(
-            all_ok(&between(&observed, 0.5, 3.0)),
-            "healthy before: {context}"
-        );
-        let down = between(&observed, 3.0, 6.0);
-        assert!(
-            down.iter().any(|o| o.result.is_err()),
-            "the crash was felt: {context}"
-        );
-        assert!(all_typed(&down), "typed failures: {down:?} {context}");
-        assert!(
-            all_ok(&between(&observed, 9.0, 15.0)),
-            "recovered after the restart: {context}"
-        );
-        assert!(observed.reconnects >= 1, "{context}");
+        assert_outage_healed(seed, (3.0, 6.0), 9.0, &observed);
     }
 }
 
