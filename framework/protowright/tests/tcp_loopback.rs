@@ -480,3 +480,16 @@ async fn shutdown_closes_connections_whose_calls_outlast_the_timeout() {
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(stuck.await.unwrap().unwrap_err().code(), Code::Unavailable);
 }
+
+#[tokio::test]
+async fn an_enormous_timeout_means_no_timeout_rather_than_a_panic() {
+    let (addr, _handle, _server) = start(ServerConfig::default(), Probe::default()).await;
+    let client = Client::connect(Tokio, addr, fast_client()).unwrap();
+    let options = CallOptions {
+        timeout: Some(Duration::MAX),
+    };
+    assert_eq!(
+        client.call(&ECHO, Bytes::from_static(b"x"), options).await,
+        Ok(Bytes::from_static(b"x"))
+    );
+}

@@ -145,7 +145,9 @@ impl Client {
             call_id,
             method,
             body,
-            timeout_micros: timeout.map_or(0, |limit| limit.as_micros().max(1) as u64),
+            timeout_micros: timeout.map_or(0, |limit| {
+                u64::try_from(limit.as_micros().max(1)).unwrap_or(u64::MAX)
+            }),
             ..Envelope::default()
         };
         if let Err(refused) = self.shared.enqueue(envelope).await {

@@ -169,10 +169,7 @@ impl Client {
             }
         };
         let timeout = self.inner.config.session.default_timeout;
-        let session = self
-            .inner
-            .connected(timeout.map(|t| Instant::now() + t))
-            .await?;
+        let session = self.inner.connected(deadline_after(timeout)).await?;
         session.send(method, request).await
     }
 
@@ -198,7 +195,7 @@ impl Channel for Client {
         let timeout = options
             .timeout
             .or(self.inner.config.session.default_timeout);
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = deadline_after(timeout);
         let mut retries = 0;
         loop {
             let session = self.inner.connected(deadline).await?;
@@ -384,4 +381,10 @@ async fn serve<St: Stream, S: Service>(
         Some(Ok(())) => Some(format!("the connection to {} was closed", inner.server)),
         Some(Err(error)) => Some(error.to_string()),
     }
+}
+
+/// When a wait of `timeout` from now ends; `None` for no timeout, or one too
+/// long to represent (which is the same in practice).
+fn deadline_after(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.and_then(|t| Instant::now().checked_add(t))
 }
