@@ -1,9 +1,9 @@
 //! `contender`: one side of one benchmark run.
 //!
-//! `contender NAME server WORKLOAD` binds 127.0.0.1:0, prints `ready ADDR`,
-//! serves one client and, for one-way workloads, prints the receiver's
-//! result as JSON. `contender NAME client WORKLOAD ADDR SECONDS` drives the
-//! workload and, for round-trip workloads, prints the result as JSON. Each
+//! `contender NAME server WORKLOAD AMOUNT` binds 127.0.0.1:0, prints
+//! `ready ADDR`, serves the client and prints what the server measures as
+//! JSON. `contender NAME client WORKLOAD AMOUNT ADDR` drives the workload
+//! and prints what the client measures as JSON. The harness merges the two. Each
 //! process runs one single-threaded tokio runtime, so `cargo xtask bench`
 //! can pin a server and a client to different cores.
 
@@ -30,6 +30,11 @@ pub enum Workload {
     Msgs64,
     /// 64-byte request/response; round-trip percentiles at the client.
     Rtt64,
+    /// A large transfer in 64 KiB chunks; goodput, verified by checksum.
+    Bulk,
+    /// Many concurrent idle connections; server memory per connection and
+    /// the time to establish them.
+    Conns10k,
 }
 
 impl Workload {
@@ -37,8 +42,41 @@ impl Workload {
         Ok(match name {
             "msgs64" => Self::Msgs64,
             "rtt64" => Self::Rtt64,
-            other => bail!("unknown workload `{other}` (msgs64, rtt64)"),
+            "bulk" => Self::Bulk,
+            "conns10k" => Self::Conns10k,
+            other => bail!("unknown workload `{other}` (msgs64, rtt64, bulk, conns10k)"),
         })
+    }
+}
+
+/// How much of a workload to run.
+#[derive(Debug, Clone, Copy)]
+pub struct Amount {
+    /// How long to run a timed workload.
+    pub duration: Duration,
+    /// How many bytes a bulk transfer moves.
+    pub bytes: u64,
+    /// How many connections to open.
+    pub connections: usize,
+}
+
+impl Amount {
+    fn parse(workload: Workload, text: &str) -> anyhow::Result<Self> {
+        let value: f64 = text.parse().context("AMOUNT")?;
+        if !(value.is_finite() && value > 0.0) {
+            bail!("AMOUNT must be a positive number");
+        }
+        let mut amount = Amount {
+            duration: Duration::from_secs(1),
+            bytes: 0,
+            connections: 0,
+        };
+        match workload {
+            Workload::Msgs64 | Workload::Rtt64 => amount.duration = Duration::from_secs_f64(value),
+            Workload::Bulk => amount.bytes = (value * 1024.0 * 1024.0) as u64,
+            Workload::Conns10k => amount.connections = value as usize,
+        }
+        Ok(amount)
     }
 }
 
@@ -51,18 +89,20 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match args.as_slice() {
-        [name, role, workload] if role == "server" => {
+        [name, role, workload, amount] if role == "server" => {
             let workload = Workload::parse(workload)?;
-            runtime.block_on(contenders::serve(name, workload))
+            let amount = Amount::parse(workload, amount)?;
+            runtime.block_on(contenders::serve(name, workload, amount))
         }
-        [name, role, workload, addr, seconds] if role == "client" => {
+        [name, role, workload, amount, addr] if role == "client" => {
             let workload = Workload::parse(workload)?;
+            let amount = Amount::parse(workload, amount)?;
             let addr: SocketAddr = addr.parse().context("ADDR")?;
-            let duration = Duration::from_secs_f64(seconds.parse().context("SECONDS")?);
-            runtime.block_on(contenders::drive(name, workload, addr, duration))
+            runtime.block_on(contenders::drive(name, workload, amount, addr))
         }
         _ => bail!(
-            "usage: contender NAME server WORKLOAD | contender NAME client WORKLOAD ADDR SECONDS\n\
+            "usage: contender NAME server WORKLOAD AMOUNT | contender NAME client WORKLOAD AMOUNT ADDR\n\
+             AMOUNT: seconds (msgs64, rtt64), MiB (bulk), connections (conns10k)\n\
              contenders: {}",
             contenders::NAMES.join(", ")
         ),

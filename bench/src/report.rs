@@ -18,6 +18,32 @@ pub enum Report {
         /// Every round trip measured, in order of size.
         samples: Vec<Duration>,
     },
+    /// Bytes received, their checksum, and the time from first to last.
+    Received {
+        /// Bytes counted.
+        bytes: u64,
+        /// Their position-weighted checksum.
+        checksum: u64,
+        /// From the first byte to the last.
+        elapsed: Duration,
+    },
+    /// Bytes sent and their checksum, for the harness to compare.
+    Sent {
+        /// Bytes sent.
+        bytes: u64,
+        /// Their checksum.
+        checksum: u64,
+    },
+    /// Server memory per connection.
+    Memory {
+        /// Resident bytes gained per connection.
+        bytes_per_conn: f64,
+    },
+    /// Time to establish all connections.
+    Connected {
+        /// Seconds from the first connect to the last established.
+        seconds: f64,
+    },
 }
 
 impl Report {
@@ -35,6 +61,22 @@ impl Report {
                 };
                 serde_json::json!({ "p50_us": at(0.50), "p99_us": at(0.99), "samples": samples.len() })
             }
+            Report::Received {
+                bytes,
+                checksum,
+                elapsed,
+            } => serde_json::json!({
+                "mb_per_s": *bytes as f64 / 1e6 / elapsed.as_secs_f64().max(1e-9),
+                "bytes": bytes,
+                "checksum": checksum,
+            }),
+            Report::Sent { bytes, checksum } => {
+                serde_json::json!({ "sent_bytes": bytes, "sent_checksum": checksum })
+            }
+            Report::Memory { bytes_per_conn } => {
+                serde_json::json!({ "bytes_per_conn": bytes_per_conn })
+            }
+            Report::Connected { seconds } => serde_json::json!({ "connect_s": seconds }),
         };
         println!("{json}");
     }

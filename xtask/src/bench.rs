@@ -44,10 +44,13 @@ const CONTENDERS: &[Contender] = &[
     },
 ];
 
-/// A workload and the metrics it reports (the JSON keys the contender prints).
+/// A workload, the metrics it reports (the JSON keys the contenders
+/// print), and how much of it to run, full and `--quick`.
 struct Workload {
     name: &'static str,
     metrics: &'static [(&'static str, &'static str, Better)],
+    amount: f64,
+    quick: f64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -57,16 +60,39 @@ enum Better {
 }
 
 const WORKLOADS: &[Workload] = &[
+    // Seconds of sending.
     Workload {
         name: "msgs64",
         metrics: &[("msgs_per_s", "msg/s", Better::Higher)],
+        amount: 3.0,
+        quick: 1.0,
     },
+    // Seconds of round trips.
     Workload {
         name: "rtt64",
         metrics: &[
             ("p50_us", "µs", Better::Lower),
             ("p99_us", "µs", Better::Lower),
         ],
+        amount: 3.0,
+        quick: 1.0,
+    },
+    // MiB transferred.
+    Workload {
+        name: "bulk",
+        metrics: &[("mb_per_s", "MB/s", Better::Higher)],
+        amount: 256.0,
+        quick: 64.0,
+    },
+    // Connections held.
+    Workload {
+        name: "conns10k",
+        metrics: &[
+            ("bytes_per_conn", "B", Better::Lower),
+            ("connect_s", "s", Better::Lower),
+        ],
+        amount: 10_000.0,
+        quick: 2_000.0,
     },
 ];
 
@@ -113,8 +139,12 @@ impl Options {
         Ok(options)
     }
 
-    fn seconds(&self) -> f64 {
-        if self.quick { 1.0 } else { 3.0 }
+    fn amount(&self, workload: &Workload) -> f64 {
+        if self.quick {
+            workload.quick
+        } else {
+            workload.amount
+        }
     }
 
     fn selects(&self, contender: &str, workload: &str) -> bool {
@@ -199,7 +229,7 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<()> {
                     &binary,
                     contender.name,
                     workload.name,
-                    options.seconds(),
+                    options.amount(workload),
                     pinning,
                 )
                 .with_context(|| format!("{} {}", contender.name, workload.name))?;
@@ -273,18 +303,19 @@ fn command(binary: &Path, core: &str, pinning: bool) -> Command {
     }
 }
 
-/// Runs one server and one client; returns the JSON the measuring side printed.
+/// Runs one server and one client; returns what both printed, merged.
 fn run_once(
     binary: &Path,
     contender: &str,
     workload: &str,
-    seconds: f64,
+    amount: f64,
     pinning: bool,
 ) -> Result<Value> {
-    let limit = Duration::from_secs_f64(seconds + 30.0);
+    let amount = amount.to_string();
+    let limit = Duration::from_secs(120);
     let mut server = Started(
         command(binary, "0", pinning)
-            .args([contender, "server", workload])
+            .args([contender, "server", workload, &amount])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -301,28 +332,43 @@ fn run_once(
         .to_owned();
     let mut client = Started(
         command(binary, "1", pinning)
-            .args([contender, "client", workload, &addr, &seconds.to_string()])
+            .args([contender, "client", workload, &amount, &addr])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .context("starting the client")?,
     );
     let client_out = wait_output(&mut client, limit).context("client")?;
-    let mut server_out = String::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    for line in lines {
-        server_out.push_str(&line?);
-        server_out.push('\n');
-        if Instant::now() > deadline {
-            break;
+    // The server prints its result and exits once its client is done.
+    let server_out: Vec<String> = lines.map_while(Result::ok).collect();
+    let mut merged = serde_json::Map::new();
+    for line in client_out
+        .lines()
+        .chain(server_out.iter().map(String::as_str))
+    {
+        if let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(line) {
+            merged.extend(fields);
         }
     }
-    let report = [client_out.as_str(), server_out.as_str()]
-        .iter()
-        .flat_map(|out| out.lines())
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .find(Value::is_object);
-    report.context("neither side printed a result")
+    if merged.is_empty() {
+        bail!("neither side printed a result");
+    }
+    verify(&merged)?;
+    Ok(Value::Object(merged))
+}
+
+/// A bulk transfer counts only if the receiver got exactly what was sent.
+fn verify(result: &serde_json::Map<String, Value>) -> Result<()> {
+    if let (Some(sent), Some(received)) = (result.get("sent_checksum"), result.get("checksum")) {
+        if sent != received || result.get("sent_bytes") != result.get("bytes") {
+            bail!(
+                "the bytes were not verified: sent {} bytes (checksum {sent}), received {} (checksum {received})",
+                result.get("sent_bytes").unwrap_or(&Value::Null),
+                result.get("bytes").unwrap_or(&Value::Null)
+            );
+        }
+    }
+    Ok(())
 }
 
 fn wait_output(child: &mut Started, limit: Duration) -> Result<String> {
@@ -402,7 +448,16 @@ fn table(figures: &[Figure], options: &Options) -> String {
             vs_limit
         ));
     }
-    out.push_str(&format!("\n{} runs per figure, {} s each; ratios are median / median (msgs: higher is better; latency: lower is better).\n", options.runs, options.seconds()));
+    let amounts: Vec<String> = WORKLOADS
+        .iter()
+        .map(|w| format!("{} {}", w.name, options.amount(w)))
+        .collect();
+    out.push_str(&format!(
+        "\n{} runs per figure (amounts: {}: seconds, MiB, connections); ratios are median / median \
+         (for throughput higher is better; for latency, memory and time lower is better).\n",
+        options.runs,
+        amounts.join(", ")
+    ));
     out
 }
 

@@ -1,6 +1,8 @@
 //! The contenders. Each is one module with a `serve` and a `drive`; adding
 //! a contender is adding a module and a line in each `match` below.
 
+mod bulk;
+mod memory;
 mod protowright_tcp;
 mod raw_tcp;
 mod tokio_codec;
@@ -11,32 +13,32 @@ use std::time::Duration;
 use anyhow::bail;
 use tokio::time::Instant;
 
-use crate::{Report, Workload};
+use crate::{Amount, Report, Workload};
 
 /// Every contender's name, as the harness and the results name it.
 pub(crate) const NAMES: &[&str] = &["raw-tcp", "tokio-codec", "protowright-tcp"];
 
-/// Serves one client for `workload`.
-pub(crate) async fn serve(name: &str, workload: Workload) -> anyhow::Result<()> {
+/// Serves the client of `workload`.
+pub(crate) async fn serve(name: &str, workload: Workload, amount: Amount) -> anyhow::Result<()> {
     match name {
-        "raw-tcp" => raw_tcp::serve(workload).await,
-        "tokio-codec" => tokio_codec::serve(workload).await,
-        "protowright-tcp" => protowright_tcp::serve(workload).await,
+        "raw-tcp" => raw_tcp::serve(workload, amount).await,
+        "tokio-codec" => tokio_codec::serve(workload, amount).await,
+        "protowright-tcp" => protowright_tcp::serve(workload, amount).await,
         other => bail!("unknown contender `{other}`"),
     }
 }
 
-/// Drives `workload` against the server at `addr` for `duration`.
+/// Drives `workload` against the server at `addr`.
 pub(crate) async fn drive(
     name: &str,
     workload: Workload,
+    amount: Amount,
     addr: SocketAddr,
-    duration: Duration,
 ) -> anyhow::Result<()> {
     match name {
-        "raw-tcp" => raw_tcp::drive(workload, addr, duration).await,
-        "tokio-codec" => tokio_codec::drive(workload, addr, duration).await,
-        "protowright-tcp" => protowright_tcp::drive(workload, addr, duration).await,
+        "raw-tcp" => raw_tcp::drive(workload, amount, addr).await,
+        "tokio-codec" => tokio_codec::drive(workload, amount, addr).await,
+        "protowright-tcp" => protowright_tcp::drive(workload, amount, addr).await,
         other => bail!("unknown contender `{other}`"),
     }
 }

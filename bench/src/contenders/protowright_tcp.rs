@@ -8,20 +8,23 @@ use std::time::Duration;
 use bytes::Bytes;
 use protowright::net::Tokio;
 use protowright::rpc::{self, Status};
-use protowright::tcp::{Client, ClientConfig, Server, ServerConfig};
+use protowright::tcp::{Client, ClientConfig, ConnectionState, Server, ServerConfig};
 use tokio::time::Instant;
 
-use super::{Meter, Sampler, ready};
+use super::bulk::{self, Checksum};
+use super::{Meter, Sampler, memory, ready};
 use crate::pb::{Bench, BenchClient, BenchServer, Empty, Payload, bench_methods};
-use crate::{DATA, Workload};
+use crate::{Amount, DATA, Report, Workload};
 
-/// Echoes, and counts what is pushed. An echo after pushes marks the end.
+/// Echoes, and counts (and for bulk, checksums) what is pushed. An echo
+/// after pushes marks the end.
 ///
 /// One-way messages reach the handler one at a time, so the meter's lock is
 /// never contended; it is taken to satisfy the `Sync` bound.
 #[derive(Default)]
 struct Sink {
     meter: Mutex<Meter>,
+    received: Mutex<(Checksum, Option<Instant>, Option<Instant>)>,
 }
 
 impl Sink {
@@ -33,49 +36,96 @@ impl Sink {
 impl Bench for Sink {
     async fn echo(&self, request: Payload) -> Result<Payload, Status> {
         self.meter().finish();
+        let mut received = self.received.lock().unwrap_or_else(|e| e.into_inner());
+        if received.1.is_some() {
+            received.2 = Some(Instant::now());
+        }
         Ok(request)
     }
 
     async fn push(&self, request: Payload) -> Result<Empty, Status> {
-        debug_assert_eq!(request.data.len(), DATA.len());
-        self.meter().add(1);
+        if request.data.len() == DATA.len() {
+            self.meter().add(1);
+        } else {
+            let mut received = self.received.lock().unwrap_or_else(|e| e.into_inner());
+            received.1.get_or_insert_with(Instant::now);
+            received.0.update(&request.data);
+        }
         Ok(Empty {})
     }
 }
 
-pub(super) async fn serve(workload: Workload) -> anyhow::Result<()> {
+pub(super) async fn serve(workload: Workload, amount: Amount) -> anyhow::Result<()> {
     let server = BenchServer::new(Sink::default());
     let sink = server.clone();
-    let server = Server::bind(
-        Tokio,
-        (Ipv4Addr::LOCALHOST, 0).into(),
-        server,
-        ServerConfig::default(),
-    )
-    .await?;
+    let config = ServerConfig {
+        max_connections: 20_000,
+        ..ServerConfig::default()
+    };
+    let server = Server::bind(Tokio, (Ipv4Addr::LOCALHOST, 0).into(), server, config).await?;
+    let baseline = memory::resident_bytes()?;
     ready(server.local_addr());
     let handle = server.handle();
     tokio::spawn(server.run());
+    if workload == Workload::Conns10k {
+        return memory::report_when_connected(amount.connections, baseline, || {
+            handle.stats().connections
+        })
+        .await;
+    }
     // Serve one client: wait for it to come and go.
     while handle.stats().accepted == 0 || handle.stats().connections > 0 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    if workload == Workload::Msgs64 {
-        sink.get_ref()
-            .meter
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .report()
+    match workload {
+        Workload::Msgs64 => sink.get_ref().meter().report().print(),
+        Workload::Bulk => {
+            let received = sink
+                .get_ref()
+                .received
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let (checksum, first, last) = &*received;
+            let elapsed = match (first, last) {
+                (Some(first), Some(last)) => *last - *first,
+                _ => Duration::ZERO,
+            };
+            Report::Received {
+                bytes: checksum.bytes(),
+                checksum: checksum.value(),
+                elapsed,
+            }
             .print();
+        }
+        Workload::Rtt64 | Workload::Conns10k => {}
     }
     Ok(())
 }
 
 pub(super) async fn drive(
     workload: Workload,
+    amount: Amount,
     addr: SocketAddr,
-    duration: Duration,
 ) -> anyhow::Result<()> {
+    let duration = amount.duration;
+    if workload == Workload::Conns10k {
+        let clients = memory::open_all(amount.connections, || async {
+            let client = Client::connect(Tokio, addr, ClientConfig::default())?;
+            client
+                .watch_state()
+                .wait_for(|s| *s == ConnectionState::Connected)
+                .await?;
+            Ok(client)
+        })
+        .await?;
+        // Hold them until the server has measured and gone.
+        if let Some(first) = clients.first() {
+            let mut state = first.watch_state();
+            let lost = state.wait_for(|s| *s != ConnectionState::Connected);
+            let _ = tokio::time::timeout(Duration::from_secs(60), lost).await;
+        }
+        return Ok(());
+    }
     let client = Client::connect(Tokio, addr, ClientConfig::default())?;
     let bench = BenchClient::new(client.clone());
     let payload = Payload {
@@ -108,6 +158,22 @@ pub(super) async fn drive(
             }
             sampler.report().print();
         }
+        Workload::Bulk => {
+            let expected = bulk::expected(amount.bytes);
+            for chunk in bulk::chunks(amount.bytes) {
+                client
+                    .send(&bench_methods::PUSH, rpc::encode(&Payload { data: chunk }))
+                    .await?;
+            }
+            // The closing echo marks the end on the server.
+            bench.echo(payload.clone()).await?;
+            Report::Sent {
+                bytes: expected.bytes(),
+                checksum: expected.value(),
+            }
+            .print();
+        }
+        Workload::Conns10k => {}
     }
     client.close();
     Ok(())

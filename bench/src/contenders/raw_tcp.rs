@@ -8,14 +8,19 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 
-use super::{Meter, Sampler, ready};
-use crate::Workload;
+use super::bulk::{self, Checksum};
+use super::{Meter, Sampler, memory, ready};
+use crate::{Amount, Report, Workload};
 
 const RECORD: usize = 4 + 64;
 
-pub(super) async fn serve(workload: Workload) -> anyhow::Result<()> {
+pub(super) async fn serve(workload: Workload, amount: Amount) -> anyhow::Result<()> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+    let baseline = memory::resident_bytes()?;
     ready(listener.local_addr()?);
+    if workload == Workload::Conns10k {
+        return hold_connections(listener, amount.connections, baseline).await;
+    }
     let (mut stream, _) = listener.accept().await?;
     stream.set_nodelay(true)?;
     match workload {
@@ -41,15 +46,65 @@ pub(super) async fn serve(workload: Workload) -> anyhow::Result<()> {
                 stream.write_all(&record).await?;
             }
         }
+        Workload::Bulk => {
+            let mut buf = vec![0u8; 256 * 1024];
+            let mut checksum = Checksum::default();
+            let mut first = None;
+            loop {
+                let n = stream.read(&mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                first.get_or_insert_with(Instant::now);
+                checksum.update(&buf[..n]);
+            }
+            let elapsed = first.map_or(Duration::ZERO, |f| f.elapsed());
+            Report::Received {
+                bytes: checksum.bytes(),
+                checksum: checksum.value(),
+                elapsed,
+            }
+            .print();
+        }
+        Workload::Conns10k => unreachable!("handled above"),
     }
+    Ok(())
+}
+
+/// Accepts and holds `count` idle connections, then reports memory.
+async fn hold_connections(
+    listener: TcpListener,
+    count: usize,
+    baseline: u64,
+) -> anyhow::Result<()> {
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::with_capacity(count)));
+    let accepting = {
+        let held = std::sync::Arc::clone(&held);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                held.lock().unwrap_or_else(|e| e.into_inner()).push(stream);
+            }
+        })
+    };
+    let live = || held.lock().unwrap_or_else(|e| e.into_inner()).len();
+    memory::report_when_connected(count, baseline, live).await?;
+    accepting.abort();
     Ok(())
 }
 
 pub(super) async fn drive(
     workload: Workload,
+    amount: Amount,
     addr: SocketAddr,
-    duration: Duration,
 ) -> anyhow::Result<()> {
+    let duration = amount.duration;
+    if workload == Workload::Conns10k {
+        let streams = memory::open_all(amount.connections, || async {
+            Ok(TcpStream::connect(addr).await?)
+        })
+        .await?;
+        return wait_for_close(streams).await;
+    }
     let mut stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     let mut record = [0x5au8; RECORD];
@@ -74,6 +129,31 @@ pub(super) async fn drive(
             }
             sampler.report().print();
         }
+        Workload::Bulk => {
+            let expected = bulk::expected(amount.bytes);
+            for chunk in bulk::chunks(amount.bytes) {
+                stream.write_all(&chunk).await?;
+            }
+            stream.shutdown().await?;
+            // Wait for the server to finish reading before exiting.
+            let mut rest = Vec::new();
+            stream.read_to_end(&mut rest).await?;
+            Report::Sent {
+                bytes: expected.bytes(),
+                checksum: expected.value(),
+            }
+            .print();
+        }
+        Workload::Conns10k => unreachable!("handled above"),
+    }
+    Ok(())
+}
+
+/// Holds the connections until the server closes one (it has measured).
+async fn wait_for_close(mut streams: Vec<TcpStream>) -> anyhow::Result<()> {
+    let mut byte = [0u8; 1];
+    if let Some(stream) = streams.first_mut() {
+        let _ = tokio::time::timeout(Duration::from_secs(60), stream.read(&mut byte)).await;
     }
     Ok(())
 }

@@ -11,16 +11,28 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
-use super::{Meter, Sampler, ready};
+use super::bulk::{self, Checksum};
+use super::{Meter, Sampler, memory, ready};
 use crate::pb::Payload;
-use crate::{DATA, Workload};
+use crate::{Amount, DATA, Report, Workload};
 
-pub(super) async fn serve(workload: Workload) -> anyhow::Result<()> {
+fn codec() -> LengthDelimitedCodec {
+    // Room for the bulk workload's 64 KiB chunks and more.
+    LengthDelimitedCodec::builder()
+        .max_frame_length(4 * 1024 * 1024)
+        .new_codec()
+}
+
+pub(super) async fn serve(workload: Workload, amount: Amount) -> anyhow::Result<()> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+    let baseline = memory::resident_bytes()?;
     ready(listener.local_addr()?);
+    if workload == Workload::Conns10k {
+        return hold_connections(listener, amount.connections, baseline).await;
+    }
     let (stream, _) = listener.accept().await?;
     stream.set_nodelay(true)?;
-    let mut framed = Framed::new(stream, LengthDelimitedCodec::new());
+    let mut framed = Framed::new(stream, codec());
     match workload {
         Workload::Msgs64 => {
             let mut meter = Meter::default();
@@ -38,18 +50,75 @@ pub(super) async fn serve(workload: Workload) -> anyhow::Result<()> {
                 framed.send(Bytes::from(payload.encode_to_vec())).await?;
             }
         }
+        Workload::Bulk => {
+            let mut checksum = Checksum::default();
+            let mut first = None;
+            while let Some(frame) = framed.next().await {
+                first.get_or_insert_with(Instant::now);
+                checksum.update(&Payload::decode(frame?)?.data);
+            }
+            let elapsed = first.map_or(Duration::ZERO, |f| f.elapsed());
+            Report::Received {
+                bytes: checksum.bytes(),
+                checksum: checksum.value(),
+                elapsed,
+            }
+            .print();
+        }
+        Workload::Conns10k => unreachable!("handled above"),
     }
+    Ok(())
+}
+
+/// Accepts `count` connections, each framed and read by a task of its own
+/// as a server of this stack would, then reports memory.
+async fn hold_connections(
+    listener: TcpListener,
+    count: usize,
+    baseline: u64,
+) -> anyhow::Result<()> {
+    let live = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let accepting = {
+        let live = std::sync::Arc::clone(&live);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                live.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tokio::spawn(async move {
+                    let mut framed = Framed::new(stream, codec());
+                    while let Some(Ok(_)) = framed.next().await {}
+                });
+            }
+        })
+    };
+    memory::report_when_connected(count, baseline, || {
+        live.load(std::sync::atomic::Ordering::Relaxed)
+    })
+    .await?;
+    accepting.abort();
     Ok(())
 }
 
 pub(super) async fn drive(
     workload: Workload,
+    amount: Amount,
     addr: SocketAddr,
-    duration: Duration,
 ) -> anyhow::Result<()> {
+    let duration = amount.duration;
+    if workload == Workload::Conns10k {
+        let streams = memory::open_all(amount.connections, || async {
+            Ok(TcpStream::connect(addr).await?)
+        })
+        .await?;
+        if let Some(mut stream) = streams.into_iter().next() {
+            let mut byte = [0u8; 1];
+            let closed = tokio::io::AsyncReadExt::read(&mut stream, &mut byte);
+            let _ = tokio::time::timeout(Duration::from_secs(60), closed).await;
+        }
+        return Ok(());
+    }
     let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
-    let mut framed = Framed::new(stream, LengthDelimitedCodec::new());
+    let mut framed = Framed::new(stream, codec());
     let payload = Payload {
         data: Bytes::from_static(&DATA),
     };
@@ -79,6 +148,23 @@ pub(super) async fn drive(
             }
             sampler.report().print();
         }
+        Workload::Bulk => {
+            let expected = bulk::expected(amount.bytes);
+            for chunk in bulk::chunks(amount.bytes) {
+                framed
+                    .feed(Bytes::from(Payload { data: chunk }.encode_to_vec()))
+                    .await?;
+            }
+            SinkExt::<Bytes>::close(&mut framed).await?;
+            // Wait for the server to finish reading before exiting.
+            while framed.next().await.is_some() {}
+            Report::Sent {
+                bytes: expected.bytes(),
+                checksum: expected.value(),
+            }
+            .print();
+        }
+        Workload::Conns10k => unreachable!("handled above"),
     }
     Ok(())
 }

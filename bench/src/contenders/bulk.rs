@@ -1,0 +1,95 @@
+//! What every contender's bulk workload shares: the data and its checksum.
+
+use bytes::Bytes;
+
+/// The size of one chunk of a bulk transfer.
+pub(super) const CHUNK: usize = 64 * 1024;
+
+/// The stream repeats this many bytes of pseudo-random data.
+const PATTERN: usize = 16 * CHUNK;
+
+/// The chunks of a transfer of `bytes`, cut from a repeating pattern (the
+/// last one may be short). Slices of one buffer: no copy per chunk.
+pub(super) fn chunks(bytes: u64) -> impl Iterator<Item = Bytes> {
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let pattern: Bytes = (0..PATTERN)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect::<Vec<u8>>()
+        .into();
+    let count = bytes.div_ceil(CHUNK as u64);
+    (0..count).map(move |index| {
+        let start = (index as usize % (PATTERN / CHUNK)) * CHUNK;
+        let remaining = bytes - index * CHUNK as u64;
+        let len = (remaining as usize).min(CHUNK);
+        pattern.slice(start..start + len)
+    })
+}
+
+/// A checksum that depends on every byte and its position, cheap enough
+/// not to limit the fastest contender: 64-bit words, each weighted by an
+/// odd multiple of its index.
+#[derive(Debug, Default)]
+pub(super) struct Checksum {
+    acc: u64,
+    words: u64,
+    carry: [u8; 8],
+    carried: usize,
+    bytes: u64,
+}
+
+impl Checksum {
+    pub(super) fn update(&mut self, mut data: &[u8]) {
+        self.bytes += data.len() as u64;
+        if self.carried > 0 {
+            let take = (8 - self.carried).min(data.len());
+            self.carry[self.carried..self.carried + take].copy_from_slice(&data[..take]);
+            self.carried += take;
+            data = &data[take..];
+            if self.carried < 8 {
+                return;
+            }
+            self.word(u64::from_le_bytes(self.carry));
+            self.carried = 0;
+        }
+        let mut words = data.chunks_exact(8);
+        for word in &mut words {
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(word);
+            self.word(u64::from_le_bytes(bytes));
+        }
+        let rest = words.remainder();
+        self.carry[..rest.len()].copy_from_slice(rest);
+        self.carried = rest.len();
+    }
+
+    fn word(&mut self, word: u64) {
+        self.words += 1;
+        let weight = self.words.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        self.acc = self.acc.wrapping_add(word.wrapping_mul(weight));
+    }
+
+    /// The checksum of everything so far.
+    pub(super) fn value(&self) -> u64 {
+        let mut last = [0u8; 8];
+        last[..self.carried].copy_from_slice(&self.carry[..self.carried]);
+        self.acc ^ u64::from_le_bytes(last).rotate_left(17) ^ self.bytes
+    }
+
+    pub(super) fn bytes(&self) -> u64 {
+        self.bytes
+    }
+}
+
+/// The checksum of a whole transfer of `bytes`, as the sender computes it.
+pub(super) fn expected(bytes: u64) -> Checksum {
+    let mut checksum = Checksum::default();
+    for chunk in chunks(bytes) {
+        checksum.update(&chunk);
+    }
+    checksum
+}
