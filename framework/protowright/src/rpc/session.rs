@@ -371,7 +371,7 @@ impl<S: Service> Driver<S> {
 
     async fn on_request(&self, envelope: Envelope) {
         let call_id = envelope.call_id;
-        if let Err(refused) = self.shared.start_serving(&self.service, envelope) {
+        if let Err(refused) = self.shared.serve_request(&self.service, envelope).await {
             // Fails only when the session is closing.
             let _ = self.shared.enqueue(response(call_id, Err(refused))).await;
         }

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -297,11 +298,14 @@ impl Shared {
         let _ = ended.wait_for(|ended| *ended).await;
     }
 
-    /// Starts a handler task for a request from the peer.
+    /// Serves a request from the peer.
     ///
-    /// Fails at once, without running anything, when every handler slot is
-    /// busy or the call id is already being served.
-    pub(super) fn start_serving<S: Service>(
+    /// The handler runs here, in the reader's pass, and most answer without
+    /// waiting; only a handler that waits gets a task of its own (and is
+    /// registered so a cancel can stop it). Fails at once, without running
+    /// anything, when every handler slot is busy or the call id is already
+    /// being served.
+    pub(super) async fn serve_request<S: Service>(
         self: &Arc<Self>,
         service: &Arc<S>,
         envelope: Envelope,
@@ -316,6 +320,11 @@ impl Shared {
                 ))
             })?;
         let call_id = envelope.call_id;
+        if lock(&self.serving).contains_key(&call_id) {
+            return Err(Status::invalid_argument(format!(
+                "call id {call_id} is already in use by a call in progress"
+            )));
+        }
         let timeout =
             (envelope.timeout_micros > 0).then(|| Duration::from_micros(envelope.timeout_micros));
         let handler = Handler {
@@ -326,16 +335,17 @@ impl Shared {
             body: envelope.body,
             timeout,
         };
-        let mut serving = lock(&self.serving);
-        if serving.contains_key(&call_id) {
-            return Err(Status::invalid_argument(format!(
-                "call id {call_id} is already in use by a call in progress"
-            )));
+        let mut task = Box::pin(handler.run_request(slot));
+        let finished =
+            std::future::poll_fn(|cx| Poll::Ready(task.as_mut().poll(cx).is_ready())).await;
+        if finished {
+            return Ok(());
         }
+        let mut serving = lock(&self.serving);
         // The lock is held across the spawn so the handler cannot finish and
         // unregister before it is registered.
-        let task = tokio::spawn(handler.run_request(slot));
-        serving.insert(call_id, task.abort_handle());
+        let spawned = tokio::spawn(task);
+        serving.insert(call_id, spawned.abort_handle());
         Ok(())
     }
 
