@@ -6,11 +6,19 @@ use bytes::Bytes;
 pub(super) const CHUNK: usize = 64 * 1024;
 
 /// The stream repeats this many bytes of pseudo-random data.
-const PATTERN: usize = 16 * CHUNK;
+pub(super) const PATTERN: usize = 16 * CHUNK;
 
 /// The chunks of a transfer of `bytes`, cut from a repeating pattern (the
 /// last one may be short). Slices of one buffer: no copy per chunk.
 pub(super) fn chunks(bytes: u64) -> impl Iterator<Item = Bytes> {
+    blocks(bytes, CHUNK)
+}
+
+/// The transfer cut into blocks of `size` bytes, a divisor of the pattern's
+/// length (the raw-socket contender writes 1 MiB at a time). The stream of
+/// bytes, and so its checksum, is the same whatever the size.
+pub(super) fn blocks(bytes: u64, size: usize) -> impl Iterator<Item = Bytes> {
+    debug_assert_eq!(PATTERN % size, 0);
     let mut state = 0x9e37_79b9_7f4a_7c15_u64;
     let pattern: Bytes = (0..PATTERN)
         .map(|_| {
@@ -21,11 +29,11 @@ pub(super) fn chunks(bytes: u64) -> impl Iterator<Item = Bytes> {
         })
         .collect::<Vec<u8>>()
         .into();
-    let count = bytes.div_ceil(CHUNK as u64);
+    let count = bytes.div_ceil(size as u64);
     (0..count).map(move |index| {
-        let start = (index as usize % (PATTERN / CHUNK)) * CHUNK;
-        let remaining = bytes - index * CHUNK as u64;
-        let len = (remaining as usize).min(CHUNK);
+        let start = (index as usize % (PATTERN / size)) * size;
+        let remaining = bytes - index * size as u64;
+        let len = (remaining as usize).min(size);
         pattern.slice(start..start + len)
     })
 }

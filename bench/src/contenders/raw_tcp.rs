@@ -131,8 +131,9 @@ pub(super) async fn drive(
         }
         Workload::Bulk => {
             let expected = bulk::expected(amount.bytes);
-            for chunk in bulk::chunks(amount.bytes) {
-                stream.write_all(&chunk).await?;
+            // The physical limit: the largest writes the pattern allows.
+            for block in bulk::blocks(amount.bytes, bulk::PATTERN) {
+                stream.write_all(&block).await?;
             }
             stream.shutdown().await?;
             // Wait for the server to finish reading before exiting.
