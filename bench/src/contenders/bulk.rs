@@ -1,6 +1,11 @@
 //! What every contender's bulk workload shares: the data and its checksum.
 
+use std::time::Duration;
+
 use bytes::Bytes;
+use tokio::time::Instant;
+
+use crate::Report;
 
 /// The size of one chunk of a bulk transfer.
 pub(super) const CHUNK: usize = 64 * 1024;
@@ -100,4 +105,39 @@ pub(super) fn expected(bytes: u64) -> Checksum {
         checksum.update(&chunk);
     }
     checksum
+}
+
+/// The receiving side of a transfer: checksum, and the time from the first
+/// byte to the last.
+#[derive(Debug, Default)]
+pub(super) struct Received {
+    checksum: Checksum,
+    first: Option<Instant>,
+    last: Option<Instant>,
+}
+
+impl Received {
+    pub(super) fn add(&mut self, data: &[u8]) {
+        self.first.get_or_insert_with(Instant::now);
+        self.checksum.update(data);
+    }
+
+    /// Marks the end of the transfer (the last byte came just before).
+    pub(super) fn finish(&mut self) {
+        if self.first.is_some() {
+            self.last = Some(Instant::now());
+        }
+    }
+
+    pub(super) fn report(&self) -> Report {
+        let elapsed = match (self.first, self.last) {
+            (Some(first), Some(last)) => last - first,
+            _ => Duration::ZERO,
+        };
+        Report::Received {
+            bytes: self.checksum.bytes(),
+            checksum: self.checksum.value(),
+            elapsed,
+        }
+    }
 }

@@ -68,3 +68,19 @@ where
     .print();
     Ok(opened)
 }
+
+/// The client side for bare streams: opens `count` connections to `addr`,
+/// reports the time, and holds them until the server closes one (it has
+/// measured and exited).
+pub(super) async fn hold_streams(addr: std::net::SocketAddr, count: usize) -> anyhow::Result<()> {
+    let streams = open_all(count, || async {
+        Ok(tokio::net::TcpStream::connect(addr).await?)
+    })
+    .await?;
+    if let Some(mut stream) = streams.into_iter().next() {
+        let mut byte = [0u8; 1];
+        let closed = tokio::io::AsyncReadExt::read(&mut stream, &mut byte);
+        let _ = tokio::time::timeout(Duration::from_secs(60), closed).await;
+    }
+    Ok(())
+}

@@ -11,7 +11,7 @@ use protowright::rpc::{self, Status};
 use protowright::tcp::{Client, ClientConfig, ConnectionState, Server, ServerConfig};
 use tokio::time::Instant;
 
-use super::bulk::{self, Checksum};
+use super::bulk::{self, Received};
 use super::{Meter, Sampler, memory, ready};
 use crate::pb::{Bench, BenchClient, BenchServer, Empty, Payload, bench_methods};
 use crate::{Amount, DATA, Report, Workload};
@@ -24,7 +24,7 @@ use crate::{Amount, DATA, Report, Workload};
 #[derive(Default)]
 struct Sink {
     meter: Mutex<Meter>,
-    received: Mutex<(Checksum, Option<Instant>, Option<Instant>)>,
+    received: Mutex<Received>,
 }
 
 impl Sink {
@@ -36,10 +36,10 @@ impl Sink {
 impl Bench for Sink {
     async fn echo(&self, request: Payload) -> Result<Payload, Status> {
         self.meter().finish();
-        let mut received = self.received.lock().unwrap_or_else(|e| e.into_inner());
-        if received.1.is_some() {
-            received.2 = Some(Instant::now());
-        }
+        self.received
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .finish();
         Ok(request)
     }
 
@@ -48,8 +48,7 @@ impl Bench for Sink {
             self.meter().add(1);
         } else {
             let mut received = self.received.lock().unwrap_or_else(|e| e.into_inner());
-            received.1.get_or_insert_with(Instant::now);
-            received.0.update(&request.data);
+            received.add(&request.data);
         }
         Ok(Empty {})
     }
@@ -79,24 +78,13 @@ pub(super) async fn serve(workload: Workload, amount: Amount) -> anyhow::Result<
     }
     match workload {
         Workload::Msgs64 => sink.get_ref().meter().report().print(),
-        Workload::Bulk => {
-            let received = sink
-                .get_ref()
-                .received
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            let (checksum, first, last) = &*received;
-            let elapsed = match (first, last) {
-                (Some(first), Some(last)) => *last - *first,
-                _ => Duration::ZERO,
-            };
-            Report::Received {
-                bytes: checksum.bytes(),
-                checksum: checksum.value(),
-                elapsed,
-            }
-            .print();
-        }
+        Workload::Bulk => sink
+            .get_ref()
+            .received
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .report()
+            .print(),
         Workload::Rtt64 | Workload::Conns10k => {}
     }
     Ok(())

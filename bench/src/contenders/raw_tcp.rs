@@ -2,13 +2,12 @@
 //! else. The physical limit of a stream on this machine.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 
-use super::bulk::{self, Checksum};
+use super::bulk::{self, Received};
 use super::{Meter, Sampler, memory, ready};
 use crate::{Amount, Report, Workload};
 
@@ -48,23 +47,16 @@ pub(super) async fn serve(workload: Workload, amount: Amount) -> anyhow::Result<
         }
         Workload::Bulk => {
             let mut buf = vec![0u8; 256 * 1024];
-            let mut checksum = Checksum::default();
-            let mut first = None;
+            let mut received = Received::default();
             loop {
                 let n = stream.read(&mut buf).await?;
                 if n == 0 {
                     break;
                 }
-                first.get_or_insert_with(Instant::now);
-                checksum.update(&buf[..n]);
+                received.add(&buf[..n]);
             }
-            let elapsed = first.map_or(Duration::ZERO, |f| f.elapsed());
-            Report::Received {
-                bytes: checksum.bytes(),
-                checksum: checksum.value(),
-                elapsed,
-            }
-            .print();
+            received.finish();
+            received.report().print();
         }
         Workload::Conns10k => unreachable!("handled above"),
     }
@@ -99,11 +91,7 @@ pub(super) async fn drive(
 ) -> anyhow::Result<()> {
     let duration = amount.duration;
     if workload == Workload::Conns10k {
-        let streams = memory::open_all(amount.connections, || async {
-            Ok(TcpStream::connect(addr).await?)
-        })
-        .await?;
-        return wait_for_close(streams).await;
+        return memory::hold_streams(addr, amount.connections).await;
     }
     let mut stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
@@ -146,15 +134,6 @@ pub(super) async fn drive(
             .print();
         }
         Workload::Conns10k => unreachable!("handled above"),
-    }
-    Ok(())
-}
-
-/// Holds the connections until the server closes one (it has measured).
-async fn wait_for_close(mut streams: Vec<TcpStream>) -> anyhow::Result<()> {
-    let mut byte = [0u8; 1];
-    if let Some(stream) = streams.first_mut() {
-        let _ = tokio::time::timeout(Duration::from_secs(60), stream.read(&mut byte)).await;
     }
     Ok(())
 }

@@ -2,7 +2,6 @@
 //! the stack a user would otherwise write by hand.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -11,7 +10,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
-use super::bulk::{self, Checksum};
+use super::bulk::{self, Received};
 use super::{Meter, Sampler, memory, ready};
 use crate::pb::Payload;
 use crate::{Amount, DATA, Report, Workload};
@@ -51,19 +50,12 @@ pub(super) async fn serve(workload: Workload, amount: Amount) -> anyhow::Result<
             }
         }
         Workload::Bulk => {
-            let mut checksum = Checksum::default();
-            let mut first = None;
+            let mut received = Received::default();
             while let Some(frame) = framed.next().await {
-                first.get_or_insert_with(Instant::now);
-                checksum.update(&Payload::decode(frame?)?.data);
+                received.add(&Payload::decode(frame?)?.data);
             }
-            let elapsed = first.map_or(Duration::ZERO, |f| f.elapsed());
-            Report::Received {
-                bytes: checksum.bytes(),
-                checksum: checksum.value(),
-                elapsed,
-            }
-            .print();
+            received.finish();
+            received.report().print();
         }
         Workload::Conns10k => unreachable!("handled above"),
     }
@@ -105,16 +97,7 @@ pub(super) async fn drive(
 ) -> anyhow::Result<()> {
     let duration = amount.duration;
     if workload == Workload::Conns10k {
-        let streams = memory::open_all(amount.connections, || async {
-            Ok(TcpStream::connect(addr).await?)
-        })
-        .await?;
-        if let Some(mut stream) = streams.into_iter().next() {
-            let mut byte = [0u8; 1];
-            let closed = tokio::io::AsyncReadExt::read(&mut stream, &mut byte);
-            let _ = tokio::time::timeout(Duration::from_secs(60), closed).await;
-        }
-        return Ok(());
+        return memory::hold_streams(addr, amount.connections).await;
     }
     let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
