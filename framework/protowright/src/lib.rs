@@ -30,6 +30,7 @@ pub mod net;
 pub mod rpc;
 pub mod schema;
 pub mod tcp;
+pub mod udp;
 pub mod v1;
 
 pub use error::ConnectionError;

@@ -1,0 +1,294 @@
+//! Two endpoints joined by a simulated link with seeded loss, duplication,
+//! reordering, delay, corruption and a maximum datagram size, stepped in
+//! virtual time with no runtime.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::udp::proto::{Config, ConnectionHandle, Endpoint, Event, Message};
+
+/// What the link does to each datagram.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Faults {
+    pub(super) loss: f64,
+    pub(super) duplicate: f64,
+    pub(super) corrupt: f64,
+    pub(super) delay: Duration,
+    /// Extra random delay up to this, which reorders.
+    pub(super) jitter: Duration,
+    /// Datagrams larger than this are dropped.
+    pub(super) max_datagram: usize,
+}
+
+impl Faults {
+    pub(super) fn none() -> Self {
+        Self {
+            loss: 0.0,
+            duplicate: 0.0,
+            corrupt: 0.0,
+            delay: Duration::from_millis(5),
+            jitter: Duration::ZERO,
+            max_datagram: 65_535,
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct LinkCounters {
+    pub(super) dropped: u64,
+    pub(super) duplicated: u64,
+    pub(super) corrupted: u64,
+    pub(super) delivered: u64,
+}
+
+/// Which side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum End {
+    Client,
+    Server,
+}
+
+/// A datagram on the link: arrival time, a tiebreak, its destination and bytes.
+type InFlight = (Instant, u64, End, Vec<u8>);
+
+pub(super) struct World {
+    pub(super) now: Instant,
+    pub(super) client: Endpoint,
+    pub(super) server: Endpoint,
+    pub(super) client_addr: SocketAddr,
+    pub(super) server_addr: SocketAddr,
+    pub(super) faults: Faults,
+    pub(super) counters: LinkCounters,
+    rng: SmallRng,
+    in_flight: BinaryHeap<Reverse<InFlight>>,
+    sequence: u64,
+    pub(super) client_conn: Option<ConnectionHandle>,
+    pub(super) server_conn: Option<ConnectionHandle>,
+    pub(super) client_events: Vec<Event>,
+    pub(super) server_events: Vec<Event>,
+    pub(super) client_received: Vec<Message>,
+    pub(super) server_received: Vec<Message>,
+    /// Whether received reliable bytes are released as they are read.
+    pub(super) release: bool,
+    buf: Vec<u8>,
+}
+
+impl World {
+    pub(super) fn new(config: Config, faults: Faults, seed: u64) -> Self {
+        let now = Instant::now();
+        let client = Endpoint::new(config.clone(), now, seed ^ 0x1111).expect("valid config");
+        let mut server = Endpoint::new(config, now, seed ^ 0x2222).expect("valid config");
+        server.listen(true);
+        Self {
+            now,
+            client,
+            server,
+            client_addr: "10.0.0.1:5000".parse().expect("address"),
+            server_addr: "10.0.0.2:6000".parse().expect("address"),
+            faults,
+            counters: LinkCounters::default(),
+            rng: SmallRng::seed_from_u64(seed),
+            in_flight: BinaryHeap::new(),
+            sequence: 0,
+            client_conn: None,
+            server_conn: None,
+            client_events: Vec::new(),
+            server_events: Vec::new(),
+            client_received: Vec::new(),
+            server_received: Vec::new(),
+            release: true,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Starts the client's connection.
+    pub(super) fn connect(&mut self) -> ConnectionHandle {
+        let handle = self
+            .client
+            .connect(self.now, self.server_addr)
+            .expect("connect");
+        self.client_conn = Some(handle);
+        handle
+    }
+
+    /// Runs until `done` holds or `limit` of virtual time passes; returns
+    /// whether `done` held.
+    pub(super) fn run_until(
+        &mut self,
+        limit: Duration,
+        mut done: impl FnMut(&mut Self) -> bool,
+    ) -> bool {
+        let deadline = self.now + limit;
+        let mut stuck = 0u32;
+        loop {
+            self.flush();
+            self.collect();
+            if done(self) {
+                return true;
+            }
+            let next = [
+                self.in_flight.peek().map(|Reverse((at, ..))| *at),
+                self.client.poll_timeout(),
+                self.server.poll_timeout(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let Some(next) = next else {
+                return done(self);
+            };
+            if next > deadline {
+                self.now = deadline;
+                return done(self);
+            }
+            if next <= self.now {
+                stuck += 1;
+                assert!(
+                    stuck < 10_000,
+                    "no progress at {:?}: client timer {:?}, server timer {:?}, in flight {}\nclient {:#?}\nserver {:#?}",
+                    self.now,
+                    self.client.poll_timeout(),
+                    self.server.poll_timeout(),
+                    self.in_flight.len(),
+                    self.client_conn
+                        .and_then(|h| self.client.connection(h))
+                        .map(|c| c.stats()),
+                    self.server_conn
+                        .and_then(|h| self.server.connection(h))
+                        .map(|c| c.stats())
+                );
+            } else {
+                stuck = 0;
+            }
+            self.now = self.now.max(next);
+            self.deliver_due();
+            self.client.handle_timeout(self.now);
+            self.server.handle_timeout(self.now);
+        }
+    }
+
+    /// Sends everything both endpoints want to send through the link.
+    fn flush(&mut self) {
+        for end in [End::Client, End::Server] {
+            loop {
+                self.buf.clear();
+                let endpoint = match end {
+                    End::Client => &mut self.client,
+                    End::Server => &mut self.server,
+                };
+                let Some(transmit) = endpoint.poll_transmit(self.now, &mut self.buf) else {
+                    break;
+                };
+                let datagram = self.buf[self.buf.len() - transmit.size..].to_vec();
+                let to = if end == End::Client {
+                    End::Server
+                } else {
+                    End::Client
+                };
+                self.transmit(to, datagram);
+            }
+        }
+    }
+
+    fn transmit(&mut self, to: End, mut datagram: Vec<u8>) {
+        let faults = self.faults;
+        if datagram.len() > faults.max_datagram || self.rng.random_bool(faults.loss) {
+            self.counters.dropped += 1;
+            return;
+        }
+        if faults.corrupt > 0.0 && self.rng.random_bool(faults.corrupt) {
+            self.counters.corrupted += 1;
+            let index = self.rng.random_range(0..datagram.len());
+            datagram[index] ^= 1 << self.rng.random_range(0..8);
+        }
+        let copies = if faults.duplicate > 0.0 && self.rng.random_bool(faults.duplicate) {
+            self.counters.duplicated += 1;
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let jitter = if faults.jitter.is_zero() {
+                Duration::ZERO
+            } else {
+                Duration::from_nanos(self.rng.random_range(0..faults.jitter.as_nanos() as u64))
+            };
+            self.sequence += 1;
+            let at = self.now + faults.delay + jitter;
+            self.in_flight
+                .push(Reverse((at, self.sequence, to, datagram.clone())));
+        }
+    }
+
+    fn deliver_due(&mut self) {
+        while let Some(Reverse((at, ..))) = self.in_flight.peek() {
+            if *at > self.now {
+                break;
+            }
+            let Some(Reverse((_, _, to, datagram))) = self.in_flight.pop() else {
+                break;
+            };
+            self.counters.delivered += 1;
+            match to {
+                End::Client => self
+                    .client
+                    .handle_datagram(self.now, self.server_addr, &datagram),
+                End::Server => self
+                    .server
+                    .handle_datagram(self.now, self.client_addr, &datagram),
+            }
+        }
+    }
+
+    /// Takes events and messages out of both endpoints.
+    fn collect(&mut self) {
+        while let Some((handle, event)) = self.client.poll_event() {
+            if Some(handle) == self.client_conn {
+                self.client_events.push(event);
+            }
+        }
+        while let Some((handle, event)) = self.server.poll_event() {
+            if event == Event::Connected && self.server_conn.is_none() {
+                self.server_conn = Some(handle);
+            }
+            if Some(handle) == self.server_conn {
+                self.server_events.push(event);
+            }
+        }
+        if let Some(handle) = self.client_conn {
+            while let Some(message) = self.client.recv(handle) {
+                if self.release && message.lane.is_reliable() {
+                    self.client.release(handle, message.data.len() as u64);
+                }
+                self.client_received.push(message);
+            }
+        }
+        if let Some(handle) = self.server_conn {
+            while let Some(message) = self.server.recv(handle) {
+                if self.release && message.lane.is_reliable() {
+                    self.server.release(handle, message.data.len() as u64);
+                }
+                self.server_received.push(message);
+            }
+        }
+    }
+
+    pub(super) fn connected(&self) -> bool {
+        self.client_events.contains(&Event::Connected) && self.server_conn.is_some()
+    }
+
+    pub(super) fn is_pending(&self, end: End) -> bool {
+        let (endpoint, handle) = match end {
+            End::Client => (&self.client, self.client_conn),
+            End::Server => (&self.server, self.server_conn),
+        };
+        handle
+            .and_then(|handle| endpoint.connection(handle))
+            .is_some_and(|connection| !connection.is_flushed())
+    }
+}

@@ -1,0 +1,5 @@
+//! Tests of the engine as a whole: two endpoints over a simulated link.
+
+mod link;
+mod properties;
+mod scenarios;

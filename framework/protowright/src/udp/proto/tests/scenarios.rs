@@ -1,0 +1,480 @@
+//! Hand-written scenarios: the handshake and its refusals, fragmentation,
+//! flow control, channels, close, reset and timeouts.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::link::{End, Faults, World};
+use crate::udp::proto::{
+    CloseReason, Config, Event, Lane, MIN_INITIAL_SIZE, RefuseReason, SendError,
+};
+
+const SECOND: Duration = Duration::from_secs(1);
+
+/// A message whose bytes say which message it is, so corruption and mixups
+/// are caught: a 4-byte id, then a pattern derived from it.
+pub(super) fn payload(id: u32, len: usize) -> Bytes {
+    let mut data = Vec::with_capacity(len.max(4));
+    data.extend_from_slice(&id.to_be_bytes());
+    for index in 4..len.max(4) {
+        data.push((id as usize * 31 + index * 7) as u8);
+    }
+    Bytes::from(data)
+}
+
+/// The id of an intact [`payload`], or `None` when its bytes are wrong.
+pub(super) fn payload_id(data: &[u8]) -> Option<u32> {
+    let id = u32::from_be_bytes(data.get(..4)?.try_into().ok()?);
+    let intact = data
+        .iter()
+        .enumerate()
+        .skip(4)
+        .all(|(index, &byte)| byte == (id as usize * 31 + index * 7) as u8);
+    intact.then_some(id)
+}
+
+fn connected_world(config: Config, faults: Faults, seed: u64) -> World {
+    let mut world = World::new(config, faults, seed);
+    world.connect();
+    assert!(
+        world.run_until(10 * SECOND, |w| w.connected()),
+        "handshake did not finish"
+    );
+    world
+}
+
+#[test]
+fn the_handshake_takes_a_cookie_round_trip_and_the_server_keeps_no_state_before_it() {
+    let mut world = World::new(Config::default(), Faults::none(), 1);
+    world.connect();
+    // Let exactly the first Initial reach the server and its Retry leave.
+    world.run_until(Duration::from_millis(6), |_| false);
+    assert_eq!(world.server.stats().retries_sent, 1);
+    assert_eq!(
+        world.server.connection_count(),
+        0,
+        "state kept before the cookie returned"
+    );
+    assert!(world.run_until(SECOND, |w| w.connected()));
+    assert_eq!(world.server.connection_count(), 1);
+    assert_eq!(world.server_events, vec![Event::Connected]);
+    assert_eq!(world.client_events, vec![Event::Connected]);
+}
+
+#[test]
+fn before_validation_the_server_sends_less_than_three_times_what_it_received() {
+    let mut world = World::new(Config::default(), Faults::none(), 2);
+    world.connect();
+    world.run_until(Duration::from_millis(6), |_| false);
+    let stats = world
+        .client
+        .connection(world.client_conn.expect("client"))
+        .expect("connection")
+        .stats();
+    // The client sent one Initial; the server answered with one Retry.
+    assert_eq!(stats.bytes_sent, MIN_INITIAL_SIZE as u64);
+    assert_eq!(world.counters.delivered, 1);
+    world.run_until(Duration::from_millis(5), |_| false);
+    assert_eq!(world.counters.delivered, 2);
+    // What the client received is the Retry: far under 3 × 1200.
+    assert!(world.server.stats().retries_sent == 1);
+}
+
+#[test]
+fn a_schema_mismatch_is_refused_with_both_hashes() {
+    let client_config = Config {
+        schema_hash: 0xaaaa,
+        ..Config::default()
+    };
+    let mut world = World::new(client_config, Faults::none(), 3);
+    world.server = {
+        let mut server = crate::udp::proto::Endpoint::new(
+            Config {
+                schema_hash: 0xbbbb,
+                ..Config::default()
+            },
+            world.now,
+            9,
+        )
+        .expect("valid config");
+        server.listen(true);
+        server
+    };
+    world.connect();
+    assert!(world.run_until(SECOND, |w| !w.client_events.is_empty()));
+    let Event::Closed(CloseReason::Refused { reason, detail }) = &world.client_events[0] else {
+        panic!("expected a refusal, got {:?}", world.client_events);
+    };
+    assert_eq!(*reason, RefuseReason::Schema);
+    assert!(
+        detail.contains("000000000000bbbb") && detail.contains("000000000000aaaa"),
+        "{detail}"
+    );
+    assert_eq!(world.server.connection_count(), 0);
+}
+
+#[test]
+fn another_protocol_version_is_refused_by_name() {
+    let mut world = World::new(Config::default(), Faults::none(), 4);
+    let handle = world.connect();
+    // Rewrite the client's first Initial to claim version 9.
+    let mut buf = Vec::new();
+    let transmit = world
+        .client
+        .poll_transmit(world.now, &mut buf)
+        .expect("initial");
+    assert_eq!(transmit.size, MIN_INITIAL_SIZE);
+    buf[0] = 9;
+    world
+        .server
+        .handle_datagram(world.now, world.client_addr, &buf);
+    buf.clear();
+    let refusal = world
+        .server
+        .poll_transmit(world.now, &mut buf)
+        .expect("refusal");
+    world
+        .client
+        .handle_datagram(world.now, world.server_addr, &buf[..refusal.size]);
+    let event = world.client.poll_event().expect("closed");
+    assert_eq!(event.0, handle);
+    let Event::Closed(CloseReason::Refused { reason, detail }) = event.1 else {
+        panic!("expected a refusal, got {:?}", event.1);
+    };
+    assert_eq!(reason, RefuseReason::Version);
+    assert!(detail.contains("version 9"), "{detail}");
+}
+
+#[test]
+fn a_server_that_is_not_listening_refuses() {
+    let mut world = World::new(Config::default(), Faults::none(), 5);
+    world.server.listen(false);
+    world.connect();
+    assert!(world.run_until(SECOND, |w| !w.client_events.is_empty()));
+    assert!(matches!(
+        world.client_events[0],
+        Event::Closed(CloseReason::Refused {
+            reason: RefuseReason::NotListening,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn a_silent_server_times_the_handshake_out() {
+    let config = Config {
+        handshake_timeout: 3 * SECOND,
+        ..Config::default()
+    };
+    let faults = Faults {
+        loss: 1.0,
+        ..Faults::none()
+    };
+    let mut world = World::new(config, faults, 6);
+    world.connect();
+    assert!(world.run_until(10 * SECOND, |w| !w.client_events.is_empty()));
+    assert_eq!(
+        world.client_events,
+        vec![Event::Closed(CloseReason::HandshakeTimeout(3 * SECOND))]
+    );
+    assert_eq!(world.client.connection_count(), 0);
+}
+
+#[test]
+fn a_large_message_is_fragmented_and_reassembled_intact() {
+    let mut world = connected_world(Config::default(), Faults::none(), 7);
+    let client = world.client_conn.expect("client");
+    world
+        .client
+        .send(client, Lane::ReliableOrdered, 0, payload(1, 1 << 20))
+        .expect("send");
+    assert!(world.run_until(10 * SECOND, |w| !w.server_received.is_empty()));
+    assert_eq!(world.server_received[0].data.len(), 1 << 20);
+    assert_eq!(payload_id(&world.server_received[0].data), Some(1));
+}
+
+#[test]
+fn a_64_mib_message_crosses_when_configured() {
+    let config = Config {
+        max_message_size: 64 << 20,
+        receive_window: 64 << 20,
+        send_buffer: 64 << 20,
+        max_datagram_size: 8192,
+        ..Config::default()
+    };
+    let mut world = connected_world(config, Faults::none(), 8);
+    let client = world.client_conn.expect("client");
+    world
+        .client
+        .send(client, Lane::ReliableOrdered, 0, payload(5, 64 << 20))
+        .expect("send");
+    assert!(world.run_until(120 * SECOND, |w| !w.server_received.is_empty()));
+    assert_eq!(payload_id(&world.server_received[0].data), Some(5));
+}
+
+#[test]
+fn oversized_messages_and_missing_channels_are_refused_at_send() {
+    let mut world = connected_world(Config::default(), Faults::none(), 9);
+    let client = world.client_conn.expect("client");
+    assert_eq!(
+        world.client.send(
+            client,
+            Lane::Unreliable,
+            0,
+            Bytes::from(vec![0; (1 << 20) + 1])
+        ),
+        Err(SendError::TooLarge {
+            len: (1 << 20) + 1,
+            max: 1 << 20
+        })
+    );
+    assert_eq!(
+        world
+            .client
+            .send(client, Lane::ReliableOrdered, 16, payload(1, 10)),
+        Err(SendError::NoSuchChannel {
+            channel: 16,
+            channels: 16
+        })
+    );
+}
+
+#[test]
+fn a_reader_that_does_not_release_stops_the_sender_at_the_window() {
+    let config = Config {
+        receive_window: 1 << 20,
+        max_message_size: 64 << 10,
+        send_buffer: 8 << 20,
+        ..Config::default()
+    };
+    let mut world = connected_world(config, Faults::none(), 10);
+    world.release = false;
+    let client = world.client_conn.expect("client");
+    for id in 0..64 {
+        world
+            .client
+            .send(client, Lane::ReliableOrdered, 0, payload(id, 64 << 10))
+            .expect("send");
+    }
+    world.run_until(10 * SECOND, |_| false);
+    let received: usize = world.server_received.iter().map(|m| m.data.len()).sum();
+    assert_eq!(received, 1 << 20, "the sender went past the window");
+    let connection = world.client.connection(client).expect("connection");
+    assert!(connection.is_flow_blocked());
+    // Releasing lets the rest through.
+    world.release = true;
+    let server = world.server_conn.expect("server");
+    world.server.release(server, received as u64);
+    assert!(world.run_until(10 * SECOND, |w| w.server_received.len() == 64));
+}
+
+#[test]
+fn the_send_buffer_is_bounded() {
+    let config = Config {
+        send_buffer: 100_000,
+        ..Config::default()
+    };
+    let mut world = connected_world(config, Faults::none(), 11);
+    let client = world.client_conn.expect("client");
+    world
+        .client
+        .send(client, Lane::ReliableOrdered, 0, payload(0, 60_000))
+        .expect("send");
+    assert_eq!(
+        world
+            .client
+            .send(client, Lane::ReliableOrdered, 0, payload(1, 60_000)),
+        Err(SendError::Full)
+    );
+    assert!(world.run_until(10 * SECOND, |w| !w.is_pending(End::Client)));
+    world
+        .client
+        .send(client, Lane::ReliableOrdered, 0, payload(1, 60_000))
+        .expect("room again");
+}
+
+#[test]
+fn an_unreliable_message_that_loses_a_fragment_is_dropped_whole() {
+    let mut world = connected_world(Config::default(), Faults::none(), 12);
+    let client = world.client_conn.expect("client");
+    world.faults.loss = 0.3;
+    for id in 0..50 {
+        world
+            .client
+            .send(client, Lane::Unreliable, 0, payload(id, 5000))
+            .expect("send");
+    }
+    world.run_until(5 * SECOND, |_| false);
+    let delivered = world.server_received.len();
+    assert!(delivered < 50, "no loss happened");
+    for message in &world.server_received {
+        assert_eq!(message.data.len(), 5000);
+        assert!(
+            payload_id(&message.data).is_some(),
+            "a partial or corrupted message was delivered"
+        );
+    }
+    // The incomplete ones are held within the unreliable budget.
+    let server = world.server_conn.expect("server");
+    let (held, bound) = world
+        .server
+        .connection(server)
+        .expect("connection")
+        .receive_buffer();
+    assert!(held <= bound);
+}
+
+#[test]
+fn graceful_close_delivers_what_was_queued_then_both_sides_close() {
+    let mut world = connected_world(
+        Config::default(),
+        Faults {
+            loss: 0.1,
+            ..Faults::none()
+        },
+        13,
+    );
+    let client = world.client_conn.expect("client");
+    for id in 0..20 {
+        world
+            .client
+            .send(client, Lane::ReliableOrdered, 0, payload(id, 3000))
+            .expect("send");
+    }
+    world.client.close(client, world.now, 7, "done");
+    assert_eq!(
+        world
+            .client
+            .send(client, Lane::ReliableOrdered, 0, payload(99, 10)),
+        Err(SendError::Closed)
+    );
+    assert!(world.run_until(30 * SECOND, |w| w.server_events.len() == 2
+        && w.client_events.len() == 2));
+    assert_eq!(world.server_received.len(), 20);
+    assert_eq!(
+        world.client_events[1],
+        Event::Closed(CloseReason::Local {
+            code: 7,
+            reason: "done".into()
+        })
+    );
+    assert_eq!(
+        world.server_events[1],
+        Event::Closed(CloseReason::Peer {
+            code: 7,
+            reason: "done".into()
+        })
+    );
+    world.run_until(30 * SECOND, |_| false);
+    assert_eq!(world.client.connection_count(), 0);
+    assert_eq!(world.server.connection_count(), 0);
+}
+
+#[test]
+fn a_restarted_server_makes_the_client_fail_fast_with_a_reset() {
+    let mut world = connected_world(Config::default(), Faults::none(), 14);
+    let client = world.client_conn.expect("client");
+    // The server restarts: a new endpoint on the same address.
+    let mut fresh =
+        crate::udp::proto::Endpoint::new(Config::default(), world.now, 99).expect("valid config");
+    fresh.listen(true);
+    world.server = fresh;
+    world.server_conn = None;
+    world
+        .client
+        .send(client, Lane::ReliableOrdered, 0, payload(1, 100))
+        .expect("send");
+    assert!(world.run_until(SECOND, |w| w.client_events.len() == 2));
+    assert_eq!(world.client_events[1], Event::Closed(CloseReason::Reset));
+    assert!(world.server.stats().resets_sent >= 1);
+}
+
+#[test]
+fn a_vanished_peer_is_noticed_by_the_idle_timeout_and_keepalives_keep_a_quiet_one() {
+    let config = Config {
+        idle_timeout: 4 * SECOND,
+        keepalive_interval: SECOND,
+        ..Config::default()
+    };
+    let mut world = connected_world(config, Faults::none(), 15);
+    // Quiet but alive: keepalives hold it open well past the idle timeout.
+    world.run_until(20 * SECOND, |_| false);
+    assert_eq!(world.client_events, vec![Event::Connected]);
+    // The link dies: both sides time out.
+    world.faults.loss = 1.0;
+    assert!(world.run_until(10 * SECOND, |w| w.client_events.len() == 2
+        && w.server_events.len() == 2));
+    assert_eq!(
+        world.client_events[1],
+        Event::Closed(CloseReason::IdleTimeout(4 * SECOND))
+    );
+}
+
+#[test]
+fn a_stalled_ordered_channel_does_not_hold_up_another() {
+    let mut world = connected_world(Config::default(), Faults::none(), 16);
+    let client = world.client_conn.expect("client");
+    // Channel 0's message is lost once; channel 1's goes through at once.
+    world.faults.loss = 1.0;
+    world
+        .client
+        .send(client, Lane::ReliableOrdered, 0, payload(0, 100))
+        .expect("send");
+    world.run_until(Duration::from_millis(1), |_| false);
+    world.faults.loss = 0.0;
+    world
+        .client
+        .send(client, Lane::ReliableOrdered, 1, payload(1, 100))
+        .expect("send");
+    assert!(world.run_until(Duration::from_millis(30), |w| !w.server_received.is_empty()));
+    assert_eq!(world.server_received[0].channel, 1);
+    assert!(world.run_until(5 * SECOND, |w| w.server_received.len() == 2));
+    assert_eq!(world.server_received[1].channel, 0);
+}
+
+#[test]
+fn acks_flow_when_only_one_side_sends() {
+    let mut world = connected_world(Config::default(), Faults::none(), 17);
+    let client = world.client_conn.expect("client");
+    for id in 0..200 {
+        world
+            .client
+            .send(client, Lane::ReliableUnordered, 0, payload(id, 1000))
+            .expect("send");
+    }
+    assert!(world.run_until(10 * SECOND, |w| !w.is_pending(End::Client)));
+    assert_eq!(world.server_received.len(), 200);
+    let stats = world.client.connection(client).expect("connection").stats();
+    assert_eq!(stats.bytes_in_flight, 0);
+    assert!(
+        stats.rtt >= Duration::from_millis(10) && stats.rtt < Duration::from_millis(20),
+        "{:?}",
+        stats.rtt
+    );
+}
+
+#[test]
+fn corrupted_datagrams_are_dropped_not_delivered() {
+    let mut world = connected_world(
+        Config::default(),
+        Faults {
+            corrupt: 0.2,
+            ..Faults::none()
+        },
+        18,
+    );
+    let client = world.client_conn.expect("client");
+    for id in 0..100 {
+        world
+            .client
+            .send(client, Lane::ReliableOrdered, 0, payload(id, 2000))
+            .expect("send");
+    }
+    assert!(world.run_until(30 * SECOND, |w| w.server_received.len() == 100));
+    for (index, message) in world.server_received.iter().enumerate() {
+        assert_eq!(payload_id(&message.data), Some(index as u32));
+    }
+    assert!(world.counters.corrupted > 0);
+    assert!(world.server.stats().malformed > 0);
+}
