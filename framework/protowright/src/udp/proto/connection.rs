@@ -187,6 +187,11 @@ pub struct Connection {
     /// The hello's resend time passed: send it with the next transmit.
     hello_now: bool,
     hello_attempts: u32,
+    /// Hellos sent with the current cookie, and when the last one went:
+    /// if exactly one went, the welcome gives an unambiguous RTT sample
+    /// (Karn's rule).
+    cookie_hellos: u32,
+    last_hello_at: Option<Instant>,
     handshake_deadline: Instant,
     // Server handshake: the welcome is sent and resent like data.
     welcome_pending: bool,
@@ -297,6 +302,8 @@ impl Connection {
             hello_due: None,
             hello_now: false,
             hello_attempts: 0,
+            cookie_hellos: 0,
+            last_hello_at: None,
             handshake_deadline: now + config.handshake_timeout,
             welcome_pending: false,
             peer_max_data: 0,
@@ -554,6 +561,7 @@ impl Connection {
     pub(crate) fn on_retry(&mut self, cookie: &[u8]) {
         if self.state == State::Handshake && self.cookie.as_slice() != cookie {
             self.cookie = cookie.to_vec();
+            self.cookie_hellos = 0;
             self.hello_due = None;
             self.hello_now = true;
         }
@@ -677,6 +685,12 @@ impl Connection {
                     self.state = State::Established;
                     self.hello_due = None;
                     self.hello_now = false;
+                    if self.cookie_hellos == 1
+                        && let Some(sent) = self.last_hello_at
+                    {
+                        self.rtt
+                            .update(now.saturating_duration_since(sent), Duration::ZERO);
+                    }
                     self.events.push_back(Event::Connected);
                 }
             }
@@ -937,6 +951,10 @@ impl Connection {
         };
         packet::encode_initial(buf, self.local_cid, &hello);
         packet::seal(buf, start);
+        if !self.cookie.is_empty() {
+            self.cookie_hellos += 1;
+            self.last_hello_at = Some(now);
+        }
         // Resend with backoff until the server answers.
         let backoff = self.config.initial_rtt * (1 << self.hello_attempts.min(5));
         self.hello_attempts += 1;

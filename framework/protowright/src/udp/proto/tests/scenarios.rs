@@ -478,3 +478,41 @@ fn corrupted_datagrams_are_dropped_not_delivered() {
     assert!(world.counters.corrupted > 0);
     assert!(world.server.stats().malformed > 0);
 }
+
+#[test]
+fn both_sides_take_an_rtt_sample_during_the_handshake() {
+    let world = connected_world(Config::default(), Faults::none(), 19);
+    let mut world = world;
+    world.run_until(Duration::from_millis(100), |_| false);
+    for (endpoint, handle) in [
+        (&world.client, world.client_conn),
+        (&world.server, world.server_conn),
+    ] {
+        let stats = endpoint
+            .connection(handle.expect("handle"))
+            .expect("connection")
+            .stats();
+        assert!(stats.rtt < Duration::from_millis(20), "{stats:?}");
+    }
+}
+
+#[test]
+fn an_aborted_connection_drains_within_three_probe_timeouts() {
+    let mut world = connected_world(Config::default(), Faults::none(), 20);
+    world.run_until(Duration::from_millis(100), |_| false);
+    let server = world.server_conn.expect("server");
+    let pto = {
+        let stats = world.server.connection(server).expect("connection").stats();
+        stats.rtt
+            + (stats.rtt_variance * 4).max(Duration::from_millis(1))
+            + Duration::from_millis(5)
+    };
+    let start = world.now;
+    world.server.abort(server, world.now, 0, "bye");
+    assert!(world.run_until(10 * SECOND, |w| w.server.connection_count() == 0));
+    assert!(
+        world.now - start <= pto * 3 + Duration::from_millis(1),
+        "{:?} vs pto {pto:?}",
+        world.now - start
+    );
+}
