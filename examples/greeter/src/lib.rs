@@ -6,9 +6,13 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
 use protowright::net::Net;
-use protowright::rpc::{Channel, Status};
+use protowright::rpc::{self as rpc_mod, Channel, NoService, Status};
 use protowright::tcp::{self, ClientConfig, Server, ServerConfig, ServerHandle};
+use protowright::udp;
 
 /// The types and glue generated from `greeter.proto`.
 pub mod pb {
@@ -57,6 +61,47 @@ pub async fn serve<N: Net>(net: N, addr: SocketAddr) -> anyhow::Result<(SocketAd
     let handle = server.handle();
     tokio::spawn(server.run());
     Ok((bound, handle))
+}
+
+/// Starts a greeter server over reliable UDP on `addr`: every accepted
+/// connection runs an RPC session of the same generated service.
+/// Returns the endpoint; [`udp::Endpoint::shutdown`] stops it.
+pub async fn serve_udp<N: Net>(net: N, addr: SocketAddr) -> anyhow::Result<udp::Endpoint> {
+    let endpoint = udp::Endpoint::server(&net, addr, udp::Config::default()).await?;
+    let service = Arc::new(GreeterServer::new(Host::default()));
+    let accepting = endpoint.clone();
+    tokio::spawn(async move {
+        while let Some(connection) = accepting.accept().await {
+            let session = connection.rpc(service.clone(), rpc_mod::Config::default());
+            tokio::spawn(async move {
+                // The session ends when the client closes the connection.
+                let _ = session.closed().await;
+                drop(connection);
+            });
+        }
+    });
+    Ok(endpoint)
+}
+
+/// Connects to a greeter over reliable UDP and exercises it with the same
+/// generated client as over TCP.
+pub async fn visit_udp<N: Net>(
+    net: N,
+    server: SocketAddr,
+    seed: u64,
+) -> anyhow::Result<Transcript> {
+    let config = udp::Config {
+        seed: Some(seed),
+        ..udp::Config::default()
+    };
+    let endpoint = udp::Endpoint::client(&net, (Ipv4Addr::UNSPECIFIED, 0).into(), config).await?;
+    let connection = endpoint.connect(server).await?;
+    let session = connection.rpc(NoService, rpc_mod::Config::default());
+    let transcript = exercise(&GreeterClient::new(session.client())).await;
+    session.close();
+    connection.close(0, "done");
+    let _ = connection.closed().await;
+    Ok(transcript)
 }
 
 /// What the client saw: one line per step.
