@@ -16,11 +16,23 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-/// A contender and whether it is ours, a peer, or the physical limit.
+/// A contender: whether it is ours, a peer, or the physical limit; the
+/// transport family it is compared within; and the workloads it runs.
 struct Contender {
     name: &'static str,
     kind: Kind,
+    family: Family,
+    workloads: &'static [&'static str],
 }
+
+/// Contenders are compared with the peers and the limit of their family.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Tcp,
+    Udp,
+}
+
+const ALL: &[&str] = &["msgs64", "rtt64", "bulk", "conns10k"];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -33,14 +45,32 @@ const CONTENDERS: &[Contender] = &[
     Contender {
         name: "raw-tcp",
         kind: Kind::Limit,
+        family: Family::Tcp,
+        workloads: ALL,
     },
     Contender {
         name: "tokio-codec",
         kind: Kind::Peer,
+        family: Family::Tcp,
+        workloads: ALL,
     },
     Contender {
         name: "protowright-tcp",
         kind: Kind::Ours,
+        family: Family::Tcp,
+        workloads: ALL,
+    },
+    Contender {
+        name: "raw-udp",
+        kind: Kind::Limit,
+        family: Family::Udp,
+        workloads: &["msgs64", "rtt64"],
+    },
+    Contender {
+        name: "protowright-udp",
+        kind: Kind::Ours,
+        family: Family::Udp,
+        workloads: ALL,
     },
 ];
 
@@ -147,12 +177,13 @@ impl Options {
         }
     }
 
-    fn selects(&self, contender: &str, workload: &str) -> bool {
-        self.only.as_ref().is_none_or(|p| {
-            contender.contains(p.as_str())
-                || workload.contains(p.as_str())
-                || format!("{contender}/{workload}").contains(p.as_str())
-        })
+    fn selects(&self, contender: &Contender, workload: &str) -> bool {
+        contender.workloads.contains(&workload)
+            && self.only.as_ref().is_none_or(|p| {
+                contender.name.contains(p.as_str())
+                    || workload.contains(p.as_str())
+                    || format!("{}/{workload}", contender.name).contains(p.as_str())
+            })
     }
 }
 
@@ -160,6 +191,7 @@ impl Options {
 struct Figure {
     contender: &'static str,
     kind: Kind,
+    family: Family,
     workload: &'static str,
     metric: &'static str,
     unit: &'static str,
@@ -197,12 +229,13 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<()> {
     for workload in WORKLOADS {
         for contender in CONTENDERS
             .iter()
-            .filter(|c| options.selects(c.name, workload.name))
+            .filter(|c| options.selects(c, workload.name))
         {
             for &(metric, unit, better) in workload.metrics {
                 figures.push(Figure {
                     contender: contender.name,
                     kind: contender.kind,
+                    family: contender.family,
                     workload: workload.name,
                     metric,
                     unit,
@@ -219,7 +252,7 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<()> {
         for workload in WORKLOADS {
             for contender in CONTENDERS
                 .iter()
-                .filter(|c| options.selects(c.name, workload.name))
+                .filter(|c| options.selects(c, workload.name))
             {
                 eprintln!(
                     "[run {round}/{}] {} {}",
@@ -395,7 +428,12 @@ fn wait_output(child: &mut Started, limit: Duration) -> Result<String> {
 fn best(figures: &[Figure], of: &Figure, kind: Kind) -> Option<f64> {
     let medians = figures
         .iter()
-        .filter(|f| f.kind == kind && f.workload == of.workload && f.metric == of.metric)
+        .filter(|f| {
+            f.kind == kind
+                && f.family == of.family
+                && f.workload == of.workload
+                && f.metric == of.metric
+        })
         .map(Figure::median);
     match of.better {
         Better::Higher => medians.max_by(f64::total_cmp),

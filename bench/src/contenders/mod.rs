@@ -4,7 +4,9 @@
 mod bulk;
 mod memory;
 mod protowright_tcp;
+mod protowright_udp;
 mod raw_tcp;
+mod raw_udp;
 mod tokio_codec;
 
 use std::net::SocketAddr;
@@ -16,7 +18,13 @@ use tokio::time::Instant;
 use crate::{Amount, Report, Workload};
 
 /// Every contender's name, as the harness and the results name it.
-pub(crate) const NAMES: &[&str] = &["raw-tcp", "tokio-codec", "protowright-tcp"];
+pub(crate) const NAMES: &[&str] = &[
+    "raw-tcp",
+    "tokio-codec",
+    "protowright-tcp",
+    "raw-udp",
+    "protowright-udp",
+];
 
 /// Serves the client of `workload`.
 pub(crate) async fn serve(name: &str, workload: Workload, amount: Amount) -> anyhow::Result<()> {
@@ -24,6 +32,8 @@ pub(crate) async fn serve(name: &str, workload: Workload, amount: Amount) -> any
         "raw-tcp" => raw_tcp::serve(workload, amount).await,
         "tokio-codec" => tokio_codec::serve(workload, amount).await,
         "protowright-tcp" => protowright_tcp::serve(workload, amount).await,
+        "raw-udp" => raw_udp::serve(workload, amount).await,
+        "protowright-udp" => protowright_udp::serve(workload, amount).await,
         other => bail!("unknown contender `{other}`"),
     }
 }
@@ -39,6 +49,8 @@ pub(crate) async fn drive(
         "raw-tcp" => raw_tcp::drive(workload, amount, addr).await,
         "tokio-codec" => tokio_codec::drive(workload, amount, addr).await,
         "protowright-tcp" => protowright_tcp::drive(workload, amount, addr).await,
+        "raw-udp" => raw_udp::drive(workload, amount, addr).await,
+        "protowright-udp" => protowright_udp::drive(workload, amount, addr).await,
         other => bail!("unknown contender `{other}`"),
     }
 }

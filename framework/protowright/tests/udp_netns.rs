@@ -34,7 +34,11 @@ fn run(args: &[&str]) -> Result<(), String> {
     if output.status.success() {
         Ok(())
     } else {
-        Err(format!("{}: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim()))
+        Err(format!(
+            "{}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
     }
 }
 
@@ -50,7 +54,15 @@ fn lossy_namespace(percent: u32) -> Result<Namespace, String> {
     };
     exec(&["ip", "link", "set", "lo", "mtu", "1500", "up"])?;
     exec(&["nft", "add", "table", "inet", "pw"])?;
-    exec(&["nft", "add", "chain", "inet", "pw", "out", "{ type filter hook output priority 0; }"])?;
+    exec(&[
+        "nft",
+        "add",
+        "chain",
+        "inet",
+        "pw",
+        "out",
+        "{ type filter hook output priority 0; }",
+    ])?;
     let rule = format!("meta l4proto udp numgen random mod 100 < {percent} drop");
     let mut args = vec!["nft", "add", "rule", "inet", "pw", "out"];
     args.extend(rule.split(' '));
@@ -71,14 +83,25 @@ fn a_transfer_survives_five_percent_real_loss() {
     let output = Command::new("ip")
         .args(["netns", "exec", &namespace.0])
         .arg(exe)
-        .args(["--exact", "transfer_in_namespace", "--ignored", "--nocapture"])
+        .args([
+            "--exact",
+            "transfer_in_namespace",
+            "--ignored",
+            "--nocapture",
+        ])
         .env(CHILD, "1")
         .output()
         .expect("run the transfer in the namespace");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "transfer failed:\n{stdout}\n{stderr}");
-    assert!(stdout.contains("1 passed"), "the transfer did not run:\n{stdout}\n{stderr}");
+    assert!(
+        output.status.success(),
+        "transfer failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("1 passed"),
+        "the transfer did not run:\n{stdout}\n{stderr}"
+    );
     eprintln!("{stderr}");
 }
 
@@ -86,7 +109,11 @@ fn a_transfer_survives_five_percent_real_loss() {
 #[tokio::test]
 #[ignore = "run by a_transfer_survives_five_percent_real_loss inside its namespace"]
 async fn transfer_in_namespace() {
-    assert_eq!(std::env::var(CHILD).as_deref(), Ok("1"), "run through the namespace test");
+    assert_eq!(
+        std::env::var(CHILD).as_deref(),
+        Ok("1"),
+        "run through the namespace test"
+    );
     let server = Endpoint::server(&Tokio, (Ipv4Addr::LOCALHOST, 0).into(), Config::default())
         .await
         .expect("server");
@@ -98,8 +125,13 @@ async fn transfer_in_namespace() {
     let started = Instant::now();
     let sender = tokio::spawn(async move {
         for index in 0u32..128 {
-            let data: Vec<u8> = (0..64 * 1024).map(|i| (i as u32).wrapping_mul(index + 1) as u8).collect();
-            connection.send(Delivery::ReliableOrdered, 0, Bytes::from(data)).await.expect("send");
+            let data: Vec<u8> = (0..64 * 1024)
+                .map(|i| (i as u32).wrapping_mul(index + 1) as u8)
+                .collect();
+            connection
+                .send(Delivery::ReliableOrdered, 0, Bytes::from(data))
+                .await
+                .expect("send");
         }
         connection
     });
@@ -109,7 +141,11 @@ async fn transfer_in_namespace() {
             .expect("in time")
             .expect("message");
         assert!(
-            message.data.iter().enumerate().all(|(i, &b)| b == (i as u32).wrapping_mul(index + 1) as u8),
+            message
+                .data
+                .iter()
+                .enumerate()
+                .all(|(i, &b)| b == (i as u32).wrapping_mul(index + 1) as u8),
             "message {index} corrupted"
         );
     }
