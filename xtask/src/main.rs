@@ -7,6 +7,11 @@
 //!   from `proto/protowright/v1`, or checks that they are current.
 //! - `bench [--quick] [--only PATTERN] [--json PATH] [--runs N]`: measures
 //!   protowright against its peers in one run (see `bench.rs`).
+//! - `sim [CASES] [SEEDS]`: the heavy simulation runs: the reliable-UDP
+//!   engine's properties over CASES proptest cases, and the turmoil UDP
+//!   suite over seeds 1..=SEEDS.
+//! - `fuzz [SECONDS]`: every fuzz target under `fuzz/` for SECONDS each
+//!   (installs cargo-fuzz if missing).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -23,7 +28,11 @@ commands:
   codegen [--check]  regenerate framework/protowright/src/v1/generated.rs
                      (--check: fail if it is out of date instead)
   bench [--quick] [--only PATTERN] [--json PATH] [--runs N]
-                     protowright side by side with its peers, in one run";
+                     protowright side by side with its peers, in one run
+  sim [CASES] [SEEDS]
+                     reliable-UDP properties over CASES cases (default 20000)
+                     and the turmoil UDP suite over SEEDS seeds (default 200)
+  fuzz [SECONDS]     run every fuzz target for SECONDS (default 60) each";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -45,6 +54,8 @@ fn run(args: Vec<String>) -> Result<()> {
         "test" => cargo(&["test", "--workspace", "--all-features"], rest),
         "codegen" => codegen(rest),
         "bench" => bench::run(&workspace_root(), &bench::Options::parse(rest)?),
+        "sim" => sim(rest),
+        "fuzz" => fuzz(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())
@@ -96,4 +107,95 @@ fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// Parses the `index`th argument as a number, or takes `default`.
+fn number(args: &[String], index: usize, default: u64, what: &str) -> Result<u64> {
+    match args.get(index) {
+        None => Ok(default),
+        Some(text) => text
+            .parse()
+            .with_context(|| format!("{what} must be a whole number, not `{text}`")),
+    }
+}
+
+fn sim(args: &[String]) -> Result<()> {
+    let cases = number(args, 0, 20_000, "CASES")?;
+    let seeds = number(args, 1, 200, "SEEDS")?;
+    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .current_dir(workspace_root())
+        .env("PROPTEST_CASES", cases.to_string())
+        .args([
+            "test",
+            "--release",
+            "-p",
+            "protowright",
+            "--lib",
+            "udp::proto::tests::properties",
+        ])
+        .status()
+        .context("could not start cargo")?;
+    if !status.success() {
+        bail!("the reliable-UDP properties failed ({status})");
+    }
+    for seed in 1..=seeds {
+        let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .current_dir(workspace_root())
+            .env("PROTOWRIGHT_SEED", seed.to_string())
+            .args([
+                "test",
+                "--release",
+                "-q",
+                "-p",
+                "sim-tests",
+                "--test",
+                "udp_faults",
+                "every_delivery",
+            ])
+            .status()
+            .context("could not start cargo")?;
+        if !status.success() {
+            bail!(
+                "seed {seed} failed; replay: PROTOWRIGHT_SEED={seed} cargo test -p sim-tests --test udp_faults"
+            );
+        }
+    }
+    println!("{cases} property cases and {seeds} simulation seeds passed");
+    Ok(())
+}
+
+const FUZZ_TARGETS: &[&str] = &["udp_packet", "udp_frames", "udp_endpoint", "envelope"];
+
+fn fuzz(args: &[String]) -> Result<()> {
+    let seconds = number(args, 0, 60, "SECONDS")?;
+    let installed = Command::new("cargo")
+        .args(["fuzz", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !installed {
+        cargo(&["install", "cargo-fuzz", "--locked"], &[])?;
+    }
+    for target in FUZZ_TARGETS {
+        // cargo-fuzz needs -Z flags; RUSTC_BOOTSTRAP lets the stable
+        // toolchain (the only one these machines have) accept them.
+        let status = Command::new("cargo")
+            .current_dir(workspace_root().join("fuzz"))
+            .env("RUSTC_BOOTSTRAP", "1")
+            .args([
+                "fuzz",
+                "run",
+                target,
+                "--",
+                &format!("-max_total_time={seconds}"),
+                "-rss_limit_mb=2048",
+            ])
+            .status()
+            .context("could not start cargo fuzz")?;
+        if !status.success() {
+            bail!(
+                "fuzz target {target} found a failure ({status}); the input is under fuzz/artifacts/{target}/"
+            );
+        }
+    }
+    Ok(())
 }

@@ -30,5 +30,17 @@ pub use session::Session;
 pub use stats::Stats;
 pub use status::{Code, Status};
 
+/// Cuts `stream` into frames and decodes each as an envelope, for
+/// fuzzing: never panics, whatever the bytes.
+#[doc(hidden)]
+pub fn fuzz_envelopes(stream: &[u8]) {
+    let mut cutter = crate::codec::Delimited::new(1 << 20);
+    let mut buf = bytes::BytesMut::from(stream);
+    while let Ok(Some(frame)) = cutter.decode(&mut buf) {
+        let _ = wire::decode_envelope(frame);
+    }
+    let _ = cutter.decode_eof(&buf);
+}
+
 #[cfg(test)]
 mod tests;
