@@ -61,10 +61,34 @@ const CONTENDERS: &[Contender] = &[
         workloads: ALL,
     },
     Contender {
+        name: "tonic",
+        kind: Kind::Peer,
+        family: Family::Tcp,
+        workloads: &["msgs64", "rtt64", "bulk"],
+    },
+    Contender {
         name: "raw-udp",
         kind: Kind::Limit,
         family: Family::Udp,
         workloads: &["msgs64", "rtt64"],
+    },
+    Contender {
+        name: "quinn",
+        kind: Kind::Peer,
+        family: Family::Udp,
+        workloads: ALL,
+    },
+    Contender {
+        name: "quinn-bbr",
+        kind: Kind::Peer,
+        family: Family::Udp,
+        workloads: ALL,
+    },
+    Contender {
+        name: "kcp",
+        kind: Kind::Peer,
+        family: Family::Udp,
+        workloads: &["msgs64", "rtt64", "bulk"],
     },
     Contender {
         name: "protowright-udp",

@@ -2,12 +2,15 @@
 //! a contender is adding a module and a line in each `match` below.
 
 mod bulk;
+mod kcp;
 mod memory;
 mod protowright_tcp;
 mod protowright_udp;
+mod quinn;
 mod raw_tcp;
 mod raw_udp;
 mod tokio_codec;
+mod tonic;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -22,7 +25,11 @@ pub(crate) const NAMES: &[&str] = &[
     "raw-tcp",
     "tokio-codec",
     "protowright-tcp",
+    "tonic",
     "raw-udp",
+    "quinn",
+    "quinn-bbr",
+    "kcp",
     "protowright-udp",
 ];
 
@@ -32,7 +39,11 @@ pub(crate) async fn serve(name: &str, workload: Workload, amount: Amount) -> any
         "raw-tcp" => raw_tcp::serve(workload, amount).await,
         "tokio-codec" => tokio_codec::serve(workload, amount).await,
         "protowright-tcp" => protowright_tcp::serve(workload, amount).await,
+        "tonic" => tonic::serve(workload, amount).await,
         "raw-udp" => raw_udp::serve(workload, amount).await,
+        "quinn" => quinn::serve(quinn::Control::Cubic, workload, amount).await,
+        "quinn-bbr" => quinn::serve(quinn::Control::Bbr, workload, amount).await,
+        "kcp" => kcp::serve(workload, amount).await,
         "protowright-udp" => protowright_udp::serve(workload, amount).await,
         other => bail!("unknown contender `{other}`"),
     }
@@ -49,7 +60,11 @@ pub(crate) async fn drive(
         "raw-tcp" => raw_tcp::drive(workload, amount, addr).await,
         "tokio-codec" => tokio_codec::drive(workload, amount, addr).await,
         "protowright-tcp" => protowright_tcp::drive(workload, amount, addr).await,
+        "tonic" => tonic::drive(workload, amount, addr).await,
         "raw-udp" => raw_udp::drive(workload, amount, addr).await,
+        "quinn" => quinn::drive(quinn::Control::Cubic, workload, amount, addr).await,
+        "quinn-bbr" => quinn::drive(quinn::Control::Bbr, workload, amount, addr).await,
+        "kcp" => kcp::drive(workload, amount, addr).await,
         "protowright-udp" => protowright_udp::drive(workload, amount, addr).await,
         other => bail!("unknown contender `{other}`"),
     }

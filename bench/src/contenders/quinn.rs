@@ -1,0 +1,199 @@
+//! `quinn` and `quinn-bbr`: QUIC over one stream, with quinn's default
+//! congestion control (CUBIC) or its BBR. The server's self-signed
+//! certificate reaches the client through a file named after the port.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use quinn::congestion::BbrConfig;
+use quinn::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use quinn::{ClientConfig, Endpoint, ServerConfig, TransportConfig};
+use tokio::time::Instant;
+
+use super::bulk::{self, Received};
+use super::{Meter, Sampler, memory, ready};
+use crate::{Amount, Report, Workload};
+
+/// Which congestion controller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Control {
+    Cubic,
+    Bbr,
+}
+
+fn transport(control: Control) -> Arc<TransportConfig> {
+    let mut transport = TransportConfig::default();
+    if control == Control::Bbr {
+        transport.congestion_controller_factory(Arc::new(BbrConfig::default()));
+    }
+    Arc::new(transport)
+}
+
+fn cert_path(port: u16) -> PathBuf {
+    std::env::temp_dir().join(format!("protowright-bench-quinn-{port}.der"))
+}
+
+fn provider() {
+    let _ = quinn::rustls::crypto::ring::default_provider().install_default();
+}
+
+const MESSAGE: [u8; 64] = [0x5a; 64];
+
+pub(super) async fn serve(
+    control: Control,
+    workload: Workload,
+    amount: Amount,
+) -> anyhow::Result<()> {
+    provider();
+    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])?;
+    let cert: CertificateDer<'static> = generated.cert.der().clone();
+    let key = PrivateKeyDer::from(PrivatePkcs8KeyDer::from(
+        generated.signing_key.serialize_der(),
+    ));
+    let mut config = ServerConfig::with_single_cert(vec![cert.clone()], key)?;
+    config.transport_config(transport(control));
+    let endpoint = Endpoint::server(config, (Ipv4Addr::LOCALHOST, 0).into())?;
+    let addr = endpoint.local_addr()?;
+    let path = cert_path(addr.port());
+    std::fs::write(&path, cert.as_ref())?;
+    let baseline = memory::resident_bytes()?;
+    ready(addr);
+    let result = serve_on(&endpoint, workload, amount, baseline).await;
+    let _ = std::fs::remove_file(path);
+    result
+}
+
+async fn serve_on(
+    endpoint: &Endpoint,
+    workload: Workload,
+    amount: Amount,
+    baseline: u64,
+) -> anyhow::Result<()> {
+    if workload == Workload::Conns10k {
+        let accepting = endpoint.clone();
+        let held = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let holder = held.clone();
+        tokio::spawn(async move {
+            while let Some(incoming) = accepting.accept().await {
+                if let Ok(connection) = incoming.await {
+                    holder
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(connection);
+                }
+            }
+        });
+        return memory::report_when_connected(amount.connections, baseline, move || {
+            held.lock().unwrap_or_else(|e| e.into_inner()).len()
+        })
+        .await;
+    }
+    let connection = endpoint.accept().await.context("no client came")?.await?;
+    match workload {
+        Workload::Msgs64 => {
+            let mut stream = connection.accept_uni().await?;
+            let mut meter = Meter::default();
+            let mut carried = 0usize;
+            while let Some(chunk) = stream.read_chunk(usize::MAX, true).await? {
+                let bytes = carried + chunk.bytes.len();
+                meter.add((bytes / MESSAGE.len()) as u64);
+                carried = bytes % MESSAGE.len();
+            }
+            meter.finish();
+            meter.report().print();
+        }
+        Workload::Rtt64 => {
+            let (mut send, mut recv) = connection.accept_bi().await?;
+            let mut buf = [0u8; 64];
+            while recv.read_exact(&mut buf).await.is_ok() {
+                send.write_all(&buf).await?;
+            }
+        }
+        Workload::Bulk => {
+            let mut stream = connection.accept_uni().await?;
+            let mut received = Received::default();
+            while let Some(chunk) = stream.read_chunk(usize::MAX, true).await? {
+                received.add(&chunk.bytes);
+            }
+            received.finish();
+            received.report().print();
+        }
+        Workload::Conns10k => {}
+    }
+    connection.closed().await;
+    Ok(())
+}
+
+pub(super) async fn drive(
+    control: Control,
+    workload: Workload,
+    amount: Amount,
+    addr: SocketAddr,
+) -> anyhow::Result<()> {
+    provider();
+    let cert = std::fs::read(cert_path(addr.port())).context("the server's certificate")?;
+    let mut roots = quinn::rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from(cert))?;
+    let mut config = ClientConfig::with_root_certificates(Arc::new(roots))?;
+    config.transport_config(transport(control));
+    let mut endpoint = Endpoint::client((Ipv4Addr::LOCALHOST, 0).into())?;
+    endpoint.set_default_client_config(config);
+    if workload == Workload::Conns10k {
+        let endpoint = &endpoint;
+        let connections = memory::open_all(amount.connections, || async move {
+            Ok(endpoint.connect(addr, "localhost")?.await?)
+        })
+        .await?;
+        if let Some(first) = connections.first() {
+            let _ = tokio::time::timeout(Duration::from_secs(60), first.closed()).await;
+        }
+        return Ok(());
+    }
+    let connection = endpoint.connect(addr, "localhost")?.await?;
+    match workload {
+        Workload::Msgs64 => {
+            let mut stream = connection.open_uni().await?;
+            let batch = MESSAGE.repeat(256);
+            let end = Instant::now() + amount.duration;
+            while Instant::now() < end {
+                stream.write_all(&batch).await?;
+            }
+            stream.finish()?;
+            stream.stopped().await?;
+        }
+        Workload::Rtt64 => {
+            let (mut send, mut recv) = connection.open_bi().await?;
+            let mut buf = [0u8; 64];
+            let mut sampler = Sampler::new(amount.duration);
+            while sampler.more() {
+                let started = Instant::now();
+                send.write_all(&MESSAGE).await?;
+                recv.read_exact(&mut buf).await?;
+                sampler.record(started);
+            }
+            sampler.report().print();
+            send.finish()?;
+        }
+        Workload::Bulk => {
+            let expected = bulk::expected(amount.bytes);
+            let mut stream = connection.open_uni().await?;
+            for chunk in bulk::chunks(amount.bytes) {
+                stream.write_chunk(chunk).await?;
+            }
+            stream.finish()?;
+            stream.stopped().await?;
+            Report::Sent {
+                bytes: expected.bytes(),
+                checksum: expected.value(),
+            }
+            .print();
+        }
+        Workload::Conns10k => {}
+    }
+    connection.close(0u32.into(), b"done");
+    endpoint.wait_idle().await;
+    Ok(())
+}
