@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
+use crate::netem;
+
 /// A contender: whether it is ours, a peer, or the physical limit; the
 /// transport family it is compared within; and the workloads it runs.
 struct Contender {
@@ -33,6 +35,27 @@ enum Family {
 }
 
 const ALL: &[&str] = &["msgs64", "rtt64", "bulk", "conns10k"];
+const UDP_ALL: &[&str] = &[
+    "msgs64",
+    "rtt64",
+    "bulk",
+    "conns10k",
+    "bulk-loss0",
+    "bulk-loss1",
+    "bulk-loss5",
+    "rtt64-loss5",
+    "bulk-rtt20-loss1",
+];
+const UDP_NO_CONNS: &[&str] = &[
+    "msgs64",
+    "rtt64",
+    "bulk",
+    "bulk-loss0",
+    "bulk-loss1",
+    "bulk-loss5",
+    "rtt64-loss5",
+    "bulk-rtt20-loss1",
+];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -76,35 +99,49 @@ const CONTENDERS: &[Contender] = &[
         name: "quinn",
         kind: Kind::Peer,
         family: Family::Udp,
-        workloads: ALL,
+        workloads: UDP_ALL,
     },
     Contender {
         name: "quinn-bbr",
         kind: Kind::Peer,
         family: Family::Udp,
-        workloads: ALL,
+        workloads: UDP_ALL,
     },
     Contender {
         name: "kcp",
         kind: Kind::Peer,
         family: Family::Udp,
-        workloads: &["msgs64", "rtt64", "bulk"],
+        workloads: UDP_NO_CONNS,
     },
     Contender {
         name: "protowright-udp",
         kind: Kind::Ours,
         family: Family::Udp,
-        workloads: ALL,
+        workloads: UDP_ALL,
     },
 ];
 
 /// A workload, the metrics it reports (the JSON keys the contenders
-/// print), and how much of it to run, full and `--quick`.
+/// print), how much of it to run, full and `--quick`, what the contenders
+/// run (`base`), and on which network.
 struct Workload {
     name: &'static str,
     metrics: &'static [(&'static str, &'static str, Better)],
     amount: f64,
     quick: f64,
+    base: &'static str,
+    network: Network,
+}
+
+/// Where a workload runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Network {
+    /// Plain loopback.
+    Loopback,
+    /// A namespace whose loopback (MTU 1500) drops this percentage.
+    Lossy(u32),
+    /// Through the relay: this delay each way (ms), this loss per mille.
+    Relay { delay_ms: u64, loss_per_mille: u32 },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -120,6 +157,8 @@ const WORKLOADS: &[Workload] = &[
         metrics: &[("msgs_per_s", "msg/s", Better::Higher)],
         amount: 3.0,
         quick: 1.0,
+        base: "msgs64",
+        network: Network::Loopback,
     },
     // Seconds of round trips.
     Workload {
@@ -130,6 +169,8 @@ const WORKLOADS: &[Workload] = &[
         ],
         amount: 3.0,
         quick: 1.0,
+        base: "rtt64",
+        network: Network::Loopback,
     },
     // MiB transferred.
     Workload {
@@ -137,6 +178,8 @@ const WORKLOADS: &[Workload] = &[
         metrics: &[("mb_per_s", "MB/s", Better::Higher)],
         amount: 256.0,
         quick: 64.0,
+        base: "bulk",
+        network: Network::Loopback,
     },
     // Connections held.
     Workload {
@@ -147,6 +190,55 @@ const WORKLOADS: &[Workload] = &[
         ],
         amount: 10_000.0,
         quick: 2_000.0,
+        base: "conns10k",
+        network: Network::Loopback,
+    },
+    // The namespace's own 0% row: loss rows compare with it.
+    Workload {
+        name: "bulk-loss0",
+        metrics: &[("mb_per_s", "MB/s", Better::Higher)],
+        amount: 64.0,
+        quick: 16.0,
+        base: "bulk",
+        network: Network::Lossy(0),
+    },
+    Workload {
+        name: "bulk-loss1",
+        metrics: &[("mb_per_s", "MB/s", Better::Higher)],
+        amount: 64.0,
+        quick: 16.0,
+        base: "bulk",
+        network: Network::Lossy(1),
+    },
+    Workload {
+        name: "bulk-loss5",
+        metrics: &[("mb_per_s", "MB/s", Better::Higher)],
+        amount: 32.0,
+        quick: 8.0,
+        base: "bulk",
+        network: Network::Lossy(5),
+    },
+    Workload {
+        name: "rtt64-loss5",
+        metrics: &[
+            ("p50_us", "µs", Better::Lower),
+            ("p99_us", "µs", Better::Lower),
+        ],
+        amount: 3.0,
+        quick: 1.0,
+        base: "rtt64",
+        network: Network::Lossy(5),
+    },
+    Workload {
+        name: "bulk-rtt20-loss1",
+        metrics: &[("mb_per_s", "MB/s", Better::Higher)],
+        amount: 32.0,
+        quick: 8.0,
+        base: "bulk",
+        network: Network::Relay {
+            delay_ms: 10,
+            loss_per_mille: 10,
+        },
     },
 ];
 
@@ -249,8 +341,13 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<()> {
     if !pinning {
         eprintln!("note: taskset not found; server and client are not pinned to cores");
     }
+    let namespaces = prepare_namespaces(options);
+    let available = |workload: &Workload| match workload.network {
+        Network::Lossy(percent) => namespaces.iter().any(|(p, _)| *p == percent),
+        _ => true,
+    };
     let mut figures: Vec<Figure> = Vec::new();
-    for workload in WORKLOADS {
+    for workload in WORKLOADS.iter().filter(|w| available(w)) {
         for contender in CONTENDERS
             .iter()
             .filter(|c| options.selects(c, workload.name))
@@ -273,7 +370,7 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<()> {
         bail!("--only {:?} matches no contender or workload", options.only);
     }
     for round in 1..=options.runs {
-        for workload in WORKLOADS {
+        for workload in WORKLOADS.iter().filter(|w| available(w)) {
             for contender in CONTENDERS
                 .iter()
                 .filter(|c| options.selects(c, workload.name))
@@ -282,12 +379,33 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<()> {
                     "[run {round}/{}] {} {}",
                     options.runs, contender.name, workload.name
                 );
+                let namespace = match workload.network {
+                    Network::Lossy(percent) => namespaces
+                        .iter()
+                        .find(|(p, _)| *p == percent)
+                        .map(|(_, ns)| ns.name.as_str()),
+                    _ => None,
+                };
+                let place = Place {
+                    pinning,
+                    namespace,
+                    relay: match workload.network {
+                        Network::Relay {
+                            delay_ms,
+                            loss_per_mille,
+                        } => Some((
+                            Duration::from_millis(delay_ms),
+                            f64::from(loss_per_mille) / 1000.0,
+                        )),
+                        _ => None,
+                    },
+                };
                 let result = run_once(
                     &binary,
                     contender.name,
-                    workload.name,
+                    workload.base,
                     options.amount(workload),
-                    pinning,
+                    &place,
                 )
                 .with_context(|| format!("{} {}", contender.name, workload.name))?;
                 for figure in figures
@@ -350,14 +468,51 @@ impl Drop for Started {
     }
 }
 
-fn command(binary: &Path, core: &str, pinning: bool) -> Command {
-    if pinning {
-        let mut command = Command::new("taskset");
-        command.args(["-c", core]).arg(binary);
-        command
-    } else {
-        Command::new(binary)
+/// Where and how a run's processes start.
+struct Place<'a> {
+    pinning: bool,
+    /// Run both processes in this network namespace.
+    namespace: Option<&'a str>,
+    /// Put a relay with this delay each way and loss between them.
+    relay: Option<(Duration, f64)>,
+}
+
+fn command(binary: &Path, core: &str, place: &Place<'_>) -> Command {
+    let mut words: Vec<std::ffi::OsString> = Vec::new();
+    if let Some(namespace) = place.namespace {
+        words.extend(["ip", "netns", "exec", namespace].map(Into::into));
     }
+    if place.pinning {
+        words.extend(["taskset", "-c", core].map(Into::into));
+    }
+    words.push(binary.into());
+    let mut command = Command::new(&words[0]);
+    command.args(&words[1..]);
+    command
+}
+
+/// Creates the lossy namespaces the selected workloads need. Where that is
+/// impossible (not root, no `ip`, no `nft`), says so: those rows are
+/// skipped.
+fn prepare_namespaces(options: &Options) -> Vec<(u32, netem::Namespace)> {
+    let mut namespaces = Vec::new();
+    for workload in WORKLOADS {
+        let Network::Lossy(percent) = workload.network else {
+            continue;
+        };
+        let wanted = CONTENDERS.iter().any(|c| options.selects(c, workload.name));
+        if !wanted || namespaces.iter().any(|(p, _)| *p == percent) {
+            continue;
+        }
+        match netem::Namespace::lossy(percent) {
+            Ok(namespace) => namespaces.push((percent, namespace)),
+            Err(error) => eprintln!(
+                "note: skipping the {percent}% loss rows: no network namespace with nftables here ({error:#}); \
+                 run as root with iproute2 and nftables installed"
+            ),
+        }
+    }
+    namespaces
 }
 
 /// Runs one server and one client; returns what both printed, merged.
@@ -366,12 +521,12 @@ fn run_once(
     contender: &str,
     workload: &str,
     amount: f64,
-    pinning: bool,
+    place: &Place<'_>,
 ) -> Result<Value> {
     let amount = amount.to_string();
     let limit = Duration::from_secs(120);
     let mut server = Started(
-        command(binary, "0", pinning)
+        command(binary, "0", place)
             .args([contender, "server", workload, &amount])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -387,8 +542,13 @@ fn run_once(
         .strip_prefix("ready ")
         .with_context(|| format!("unexpected server output: {first}"))?
         .to_owned();
+    let relay = match place.relay {
+        Some((delay, loss)) => Some(netem::Relay::start(addr.parse()?, delay, loss)?),
+        None => None,
+    };
+    let addr = relay.as_ref().map_or(addr, |relay| relay.addr.to_string());
     let mut client = Started(
-        command(binary, "1", pinning)
+        command(binary, "1", place)
             .args([contender, "client", workload, &amount, &addr])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -509,6 +669,22 @@ fn table(figures: &[Figure], options: &Options) -> String {
             vs_peer,
             vs_limit
         ));
+    }
+    if figures.iter().any(|f| f.workload == "bulk-rtt20-loss1") {
+        let mathis = netem::mathis_bytes_per_s(1448.0, Duration::from_millis(20), 0.01) / 1e6;
+        out.push_str(&format!(
+            "\nbulk-rtt20-loss1 runs through a userspace relay adding 10 ms each way and 1% loss; \
+             the Mathis estimate for TCP there (MSS 1448 B) is {mathis:.2} MB/s.\n"
+        ));
+    }
+    if figures
+        .iter()
+        .any(|f| f.workload.contains("-loss") && !f.workload.contains("rtt20"))
+    {
+        out.push_str(
+            "The loss rows run in a network namespace whose loopback has MTU 1500 and drops that share \
+             of packets at random (nftables numgen); compare them with bulk-loss0, the same namespace without loss.\n",
+        );
     }
     let amounts: Vec<String> = WORKLOADS
         .iter()

@@ -19,6 +19,7 @@ use std::process::{Command, ExitCode};
 use anyhow::{Context, Result, bail};
 
 mod bench;
+mod netem;
 
 const USAGE: &str = "usage: cargo xtask <command>
 

@@ -1,6 +1,8 @@
 //! `quinn` and `quinn-bbr`: QUIC over one stream, with quinn's default
 //! congestion control (CUBIC) or its BBR. The server's self-signed
-//! certificate reaches the client through a file named after the port.
+//! certificate reaches the client through a file in the temporary
+//! directory (the harness runs one pair at a time; the client may reach
+//! the server through a relay, so the file cannot be named after the port).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -32,8 +34,8 @@ fn transport(control: Control) -> Arc<TransportConfig> {
     Arc::new(transport)
 }
 
-fn cert_path(port: u16) -> PathBuf {
-    std::env::temp_dir().join(format!("protowright-bench-quinn-{port}.der"))
+fn cert_path() -> PathBuf {
+    std::env::temp_dir().join("protowright-bench-quinn.der")
 }
 
 fn provider() {
@@ -57,7 +59,7 @@ pub(super) async fn serve(
     config.transport_config(transport(control));
     let endpoint = Endpoint::server(config, (Ipv4Addr::LOCALHOST, 0).into())?;
     let addr = endpoint.local_addr()?;
-    let path = cert_path(addr.port());
+    let path = cert_path();
     std::fs::write(&path, cert.as_ref())?;
     let baseline = memory::resident_bytes()?;
     ready(addr);
@@ -134,7 +136,7 @@ pub(super) async fn drive(
     addr: SocketAddr,
 ) -> anyhow::Result<()> {
     provider();
-    let cert = std::fs::read(cert_path(addr.port())).context("the server's certificate")?;
+    let cert = std::fs::read(cert_path()).context("the server's certificate")?;
     let mut roots = quinn::rustls::RootCertStore::empty();
     roots.add(CertificateDer::from(cert))?;
     let mut config = ClientConfig::with_root_certificates(Arc::new(roots))?;

@@ -60,11 +60,12 @@ fn lossy_namespace(percent: u32) -> Result<Namespace, String> {
         "chain",
         "inet",
         "pw",
-        "out",
-        "{ type filter hook output priority 0; }",
+        "in",
+        // On input: a drop on output would fail the sender's send (EPERM).
+        "{ type filter hook input priority 0; }",
     ])?;
     let rule = format!("meta l4proto udp numgen random mod 100 < {percent} drop");
-    let mut args = vec!["nft", "add", "rule", "inet", "pw", "out"];
+    let mut args = vec!["nft", "add", "rule", "inet", "pw", "in"];
     args.extend(rule.split(' '));
     exec(&args)?;
     Ok(namespace)
