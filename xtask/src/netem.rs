@@ -115,10 +115,13 @@ impl Drop for Relay {
     }
 }
 
+/// A datagram held by the relay: when it is due, a tiebreak, where it goes.
+type Delayed = (Instant, u64, SocketAddr, Vec<u8>);
+
 /// The relay's loop: one socket both ways, a queue ordered by due time.
 fn relay(socket: UdpSocket, server: SocketAddr, delay: Duration, loss: f64, stop: &AtomicBool) {
     let mut client: Option<SocketAddr> = None;
-    let mut queue: BinaryHeap<Reverse<(Instant, u64, SocketAddr, Vec<u8>)>> = BinaryHeap::new();
+    let mut queue: BinaryHeap<Reverse<Delayed>> = BinaryHeap::new();
     let mut sequence = 0u64;
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
     let mut buf = vec![0u8; 65_536];
