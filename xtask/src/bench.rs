@@ -214,7 +214,7 @@ const WORKLOADS: &[Workload] = &[
         name: "bulk-loss5",
         metrics: &[("mb_per_s", "MB/s", Better::Higher)],
         amount: 32.0,
-        quick: 8.0,
+        quick: 4.0,
         base: "bulk",
         network: Network::Lossy(5),
     },
@@ -232,8 +232,8 @@ const WORKLOADS: &[Workload] = &[
     Workload {
         name: "bulk-rtt20-loss1",
         metrics: &[("mb_per_s", "MB/s", Better::Higher)],
-        amount: 32.0,
-        quick: 8.0,
+        amount: 16.0,
+        quick: 2.0,
         base: "bulk",
         network: Network::Relay {
             delay_ms: 10,

@@ -45,10 +45,15 @@ pub(super) async fn serve(workload: Workload, amount: Amount) -> anyhow::Result<
     ready(endpoint.local_addr());
     if workload == Workload::Conns10k {
         let held = endpoint.clone();
-        return memory::report_when_connected(amount.connections, baseline, move || {
+        memory::report_when_connected(amount.connections, baseline, move || {
             held.connection_count()
         })
-        .await;
+        .await?;
+        // Tell the clients, so they stop at once rather than at their
+        // idle timeout.
+        endpoint.shutdown();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        return Ok(());
     }
     let connection = endpoint
         .accept()

@@ -88,10 +88,15 @@ async fn serve_on(
                 }
             }
         });
-        return memory::report_when_connected(amount.connections, baseline, move || {
+        memory::report_when_connected(amount.connections, baseline, move || {
             held.lock().unwrap_or_else(|e| e.into_inner()).len()
         })
-        .await;
+        .await?;
+        // Tell the clients, so they stop at once rather than at their
+        // idle timeout.
+        endpoint.close(0u32.into(), b"measured");
+        let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
+        return Ok(());
     }
     let connection = endpoint.accept().await.context("no client came")?.await?;
     match workload {

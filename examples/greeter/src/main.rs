@@ -22,11 +22,11 @@ fn main() -> anyhow::Result<()> {
     })?;
     print(
         "in a turmoil simulation (seed 7, 5-20 ms latency)",
-        simulation()?,
+        simulation(false)?,
     );
     print(
         "over reliable UDP in a turmoil simulation (seed 7, 5-20 ms latency)",
-        simulation_udp()?,
+        simulation(true)?,
     );
     Ok(())
 }
@@ -45,26 +45,40 @@ async fn loopback_udp() -> anyhow::Result<Transcript> {
     Ok(transcript)
 }
 
-fn simulation() -> anyhow::Result<Transcript> {
+/// Runs the greeter on two turmoil hosts (seed 7, 5-20 ms latency), over
+/// TCP or over reliable UDP.
+fn simulation(udp: bool) -> anyhow::Result<Transcript> {
     let mut sim = turmoil::Builder::new()
         .rng_seed(7)
         .min_message_latency(Duration::from_millis(5))
         .max_message_latency(Duration::from_millis(20))
         .build();
-    sim.host("server", || async {
-        let (_, handle) = serve(Turmoil, (Ipv4Addr::UNSPECIFIED, 9000).into())
-            .await
-            .map_err(|e| e.to_string())?;
-        // Serve until the simulation ends.
+    sim.host("server", move || async move {
+        let addr = (Ipv4Addr::UNSPECIFIED, 9000).into();
+        // Hold the server until the simulation ends.
+        let _held = if udp {
+            (
+                None,
+                Some(serve_udp(Turmoil, addr).await.map_err(|e| e.to_string())?),
+            )
+        } else {
+            (
+                Some(serve(Turmoil, addr).await.map_err(|e| e.to_string())?),
+                None,
+            )
+        };
         std::future::pending::<()>().await;
-        drop(handle);
         Ok(())
     });
     let (sender, receiver) = std::sync::mpsc::channel();
     sim.client("client", async move {
         let server: SocketAddr = (turmoil::lookup("server"), 9000).into();
-        let transcript = visit(Turmoil, server, 7).await.map_err(|e| e.to_string())?;
-        let _ = sender.send(transcript);
+        let transcript = if udp {
+            visit_udp(Turmoil, server, 7).await
+        } else {
+            visit(Turmoil, server, 7).await
+        };
+        let _ = sender.send(transcript.map_err(|e| e.to_string())?);
         Ok(())
     });
     sim.run()
@@ -77,31 +91,4 @@ fn print(title: &str, transcript: Transcript) {
     for line in transcript {
         println!("   {line}");
     }
-}
-
-fn simulation_udp() -> anyhow::Result<Transcript> {
-    let mut sim = turmoil::Builder::new()
-        .rng_seed(7)
-        .min_message_latency(Duration::from_millis(5))
-        .max_message_latency(Duration::from_millis(20))
-        .build();
-    sim.host("server", || async {
-        let _endpoint = serve_udp(Turmoil, (Ipv4Addr::UNSPECIFIED, 9000).into())
-            .await
-            .map_err(|e| e.to_string())?;
-        std::future::pending::<()>().await;
-        Ok(())
-    });
-    let (sender, receiver) = std::sync::mpsc::channel();
-    sim.client("client", async move {
-        let server: SocketAddr = (turmoil::lookup("server"), 9000).into();
-        let transcript = visit_udp(Turmoil, server, 7)
-            .await
-            .map_err(|e| e.to_string())?;
-        let _ = sender.send(transcript);
-        Ok(())
-    });
-    sim.run()
-        .map_err(|e| anyhow::anyhow!("simulation failed: {e}"))?;
-    Ok(receiver.recv()?)
 }

@@ -33,19 +33,24 @@ pub(super) struct Owner {
 
 impl Drop for Owner {
     fn drop(&mut self) {
-        let mut state = self.shared.lock();
-        state.shutting_down = true;
-        let now = Instant::now().into_std();
-        state.engine.listen(false);
-        let handles: Vec<_> = state.connections.keys().copied().collect();
-        for handle in handles {
-            state
-                .engine
-                .close(handle, now, CLOSE_NORMAL, "endpoint dropped");
-        }
-        drop(state);
-        self.shared.wake_driver.notify_one();
+        shut_down(&self.shared, "endpoint dropped");
     }
+}
+
+/// Stops accepting, closes every connection gracefully with `reason`, and
+/// lets the driver stop once they are gone.
+fn shut_down(shared: &Shared, reason: &str) {
+    let mut state = shared.lock();
+    state.shutting_down = true;
+    state.engine.listen(false);
+    let now = Instant::now().into_std();
+    let handles: Vec<_> = state.connections.keys().copied().collect();
+    for handle in handles {
+        state.engine.close(handle, now, CLOSE_NORMAL, reason);
+    }
+    drop(state);
+    shared.wake_driver.notify_one();
+    shared.incoming.notify_waiters();
 }
 
 impl Endpoint {
@@ -182,19 +187,7 @@ impl Endpoint {
     /// delivers what it has queued, within the idle timeout) and stops the
     /// driver once they are gone.
     pub fn shutdown(&self) {
-        let mut state = self.shared.lock();
-        state.shutting_down = true;
-        state.engine.listen(false);
-        let now = Instant::now().into_std();
-        let handles: Vec<_> = state.connections.keys().copied().collect();
-        for handle in handles {
-            state
-                .engine
-                .close(handle, now, CLOSE_NORMAL, "endpoint shutting down");
-        }
-        drop(state);
-        self.shared.wake_driver.notify_one();
-        self.shared.incoming.notify_waiters();
+        shut_down(&self.shared, "endpoint shutting down");
     }
 
     /// Endpoint-wide counters.
