@@ -50,7 +50,7 @@ impl Workload {
             "rtt64" => Self::Rtt64,
             "bulk" => Self::Bulk,
             "conns10k" => Self::Conns10k,
-            other => bail!("unknown workload `{other}` (msgs64, rtt64, bulk, conns10k)"),
+            other => bail!("unknown workload `{other}` (msgs64, rtt64, bulk, conns10k, sim-seeds)"),
         })
     }
 }
@@ -95,6 +95,13 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match args.as_slice() {
+        // The simulation benchmark has no network and no server.
+        [name, role, workload, amount, ..]
+            if name == "protowright-sim" && workload == "sim-seeds" =>
+        {
+            let seconds: f64 = amount.parse().context("AMOUNT")?;
+            contenders::simulation(role, Duration::from_secs_f64(seconds))
+        }
         [name, role, workload, amount] if role == "server" => {
             let workload = Workload::parse(workload)?;
             let amount = Amount::parse(workload, amount)?;
@@ -108,7 +115,7 @@ fn main() -> anyhow::Result<()> {
         }
         _ => bail!(
             "usage: contender NAME server WORKLOAD AMOUNT | contender NAME client WORKLOAD AMOUNT ADDR\n\
-             AMOUNT: seconds (msgs64, rtt64), MiB (bulk), connections (conns10k)\n\
+             AMOUNT: seconds (msgs64, rtt64, sim-seeds), MiB (bulk), connections (conns10k)\n\
              contenders: {}",
             contenders::NAMES.join(", ")
         ),

@@ -4,6 +4,8 @@
 //! happened as a [`Trace`]: a list of events stamped with simulated time.
 //! The determinism contract is that one seed always yields the same trace.
 
+pub mod udp_scenario;
+
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 

@@ -32,6 +32,7 @@ struct Contender {
 enum Family {
     Tcp,
     Udp,
+    Simulation,
 }
 
 const ALL: &[&str] = &["msgs64", "rtt64", "bulk", "conns10k"];
@@ -119,6 +120,12 @@ const CONTENDERS: &[Contender] = &[
         family: Family::Udp,
         workloads: UDP_ALL,
     },
+    Contender {
+        name: "protowright-sim",
+        kind: Kind::Ours,
+        family: Family::Simulation,
+        workloads: &["sim-seeds"],
+    },
 ];
 
 /// A workload, the metrics it reports (the JSON keys the contenders
@@ -189,8 +196,17 @@ const WORKLOADS: &[Workload] = &[
             ("connect_s", "s", Better::Lower),
         ],
         amount: 10_000.0,
-        quick: 2_000.0,
+        quick: 1_000.0,
         base: "conns10k",
+        network: Network::Loopback,
+    },
+    // Seconds of simulation.
+    Workload {
+        name: "sim-seeds",
+        metrics: &[("seeds_per_s", "seeds/s", Better::Higher)],
+        amount: 10.0,
+        quick: 2.0,
+        base: "sim-seeds",
         network: Network::Loopback,
     },
     // The namespace's own 0% row: loss rows compare with it.

@@ -4,6 +4,7 @@
 mod bulk;
 mod kcp;
 mod memory;
+mod protowright_sim;
 mod protowright_tcp;
 mod protowright_udp;
 mod quinn;
@@ -31,6 +32,7 @@ pub(crate) const NAMES: &[&str] = &[
     "quinn-bbr",
     "kcp",
     "protowright-udp",
+    "protowright-sim",
 ];
 
 /// Serves the client of `workload`.
@@ -67,6 +69,14 @@ pub(crate) async fn drive(
         "kcp" => kcp::drive(workload, amount, addr).await,
         "protowright-udp" => protowright_udp::drive(workload, amount, addr).await,
         other => bail!("unknown contender `{other}`"),
+    }
+}
+
+/// Runs the simulation benchmark's `role`.
+pub(crate) fn simulation(role: &str, duration: Duration) -> anyhow::Result<()> {
+    match role {
+        "server" => protowright_sim::serve(),
+        _ => protowright_sim::drive(duration),
     }
 }
 

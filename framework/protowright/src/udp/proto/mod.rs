@@ -50,7 +50,7 @@ pub use frame::Lane;
 pub use packet::{MIN_INITIAL_SIZE, RefuseReason, VERSION};
 pub use recv::Message;
 pub use rtt::RttEstimator;
-pub use send::QueueDepths;
+pub use send::{ChannelDepth, QueueDepths};
 
 /// Why received bytes are not a valid packet or frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

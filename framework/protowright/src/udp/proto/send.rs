@@ -42,8 +42,8 @@ impl OutMessage {
     }
 }
 
-/// Per-lane queue depths, for stats.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What the send side holds, for stats.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueueDepths {
     /// Messages not yet fully acknowledged on reliable lanes.
     pub reliable: usize,
@@ -51,6 +51,19 @@ pub struct QueueDepths {
     pub unreliable: usize,
     /// Bytes held for sending or resending.
     pub bytes: u64,
+    /// Messages held per lane and channel (only those holding any).
+    pub per_channel: Vec<ChannelDepth>,
+}
+
+/// Messages one channel of one lane holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelDepth {
+    /// The lane.
+    pub lane: Lane,
+    /// The channel.
+    pub channel: u32,
+    /// Messages held (unsent, or sent and unacknowledged).
+    pub messages: usize,
 }
 
 #[derive(Debug)]
@@ -164,10 +177,24 @@ impl Sender {
     }
 
     pub(crate) fn depths(&self) -> QueueDepths {
+        let mut per_channel: BTreeMap<(Lane, u32), usize> = BTreeMap::new();
+        for message in self.messages.values() {
+            *per_channel
+                .entry((message.lane, message.channel))
+                .or_default() += 1;
+        }
         QueueDepths {
             reliable: self.reliable_messages,
             unreliable: self.messages.len() - self.reliable_messages,
             bytes: self.queued_bytes,
+            per_channel: per_channel
+                .into_iter()
+                .map(|((lane, channel), messages)| ChannelDepth {
+                    lane,
+                    channel,
+                    messages,
+                })
+                .collect(),
         }
     }
 

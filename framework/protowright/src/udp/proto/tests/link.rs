@@ -75,6 +75,9 @@ pub(super) struct World {
     pub(super) server_received: Vec<Message>,
     /// Whether received reliable bytes are released as they are read.
     pub(super) release: bool,
+    /// Drops the client's data packet number `.1` counted from here (`.0`
+    /// counts them), once.
+    pub(super) drop_client_data: Option<(u64, u64)>,
     buf: Vec<u8>,
 }
 
@@ -102,6 +105,7 @@ impl World {
             client_received: Vec::new(),
             server_received: Vec::new(),
             release: true,
+            drop_client_data: None,
             buf: Vec::new(),
         }
     }
@@ -196,6 +200,17 @@ impl World {
     }
 
     fn transmit(&mut self, to: End, mut datagram: Vec<u8>) {
+        if to == End::Server
+            && datagram.get(1) == Some(&2)
+            && let Some((seen, drop)) = self.drop_client_data.as_mut()
+        {
+            *seen += 1;
+            if *seen - 1 == *drop {
+                self.drop_client_data = None;
+                self.counters.dropped += 1;
+                return;
+            }
+        }
         let faults = self.faults;
         if datagram.len() > faults.max_datagram || self.rng.random_bool(faults.loss) {
             self.counters.dropped += 1;

@@ -516,3 +516,85 @@ fn an_aborted_connection_drains_within_three_probe_timeouts() {
         world.now - start
     );
 }
+
+/// Sends five one-packet messages over a link with 5 ms of delay each way,
+/// with the client's data packet `dropped` (0-based among those five) lost.
+/// Returns the world, how long until all five arrived, and the RTT.
+fn lose_one_of_five(dropped: u64) -> (World, Duration, Duration) {
+    let mut world = connected_world(Config::default(), Faults::none(), 21);
+    let client = world.client_conn.expect("client");
+    // Warm the RTT estimate up with a few exchanges.
+    for id in 100..110 {
+        world
+            .client
+            .send(client, Lane::ReliableOrdered, 1, payload(id, 100))
+            .expect("send");
+        world.run_until(Duration::from_millis(30), |_| false);
+    }
+    let rtt = world
+        .client
+        .connection(client)
+        .expect("connection")
+        .stats()
+        .rtt;
+    world.drop_client_data = Some((0, dropped));
+    for id in 0..5 {
+        world
+            .client
+            .send(client, Lane::ReliableOrdered, 0, payload(id, 1000))
+            .expect("send");
+    }
+    let start = world.now;
+    assert!(world.run_until(5 * SECOND, |w| {
+        w.server_received.iter().filter(|m| m.channel == 0).count() == 5
+    }));
+    let took = world.now - start;
+    (world, took, rtt)
+}
+
+#[test]
+fn a_packet_three_below_the_largest_acked_is_lost_at_once() {
+    // Packet 0 of 5 is dropped; the ack of packet 3 (three above it)
+    // declares it lost by RFC 9002's packet threshold: one round trip to
+    // learn of it, half of one for the resend.
+    let (world, took, rtt) = lose_one_of_five(0);
+    let stats = world
+        .client
+        .connection(world.client_conn.expect("client"))
+        .expect("connection")
+        .stats();
+    assert_eq!(stats.packets_lost, 1, "{stats:?}");
+    assert_eq!(stats.packets_retransmitted, 1);
+    assert!(
+        took <= rtt * 3 / 2 + Duration::from_millis(1),
+        "took {took:?} with an RTT of {rtt:?}"
+    );
+    let ordered: Vec<_> = world
+        .server_received
+        .iter()
+        .filter(|m| m.channel == 0)
+        .collect();
+    for (index, message) in ordered.iter().enumerate() {
+        assert_eq!(payload_id(&message.data), Some(index as u32));
+    }
+}
+
+#[test]
+fn a_packet_with_too_few_acked_above_it_is_lost_after_nine_eighths_of_an_rtt() {
+    // Packet 3 of 5 is dropped: only packet 4 is acked above it, short of
+    // the packet threshold, so the time threshold declares it lost 9/8 RTT
+    // after it was sent; the resend then takes half a round trip.
+    let (world, took, rtt) = lose_one_of_five(3);
+    let stats = world
+        .client
+        .connection(world.client_conn.expect("client"))
+        .expect("connection")
+        .stats();
+    assert_eq!(stats.packets_lost, 1, "{stats:?}");
+    assert_eq!(stats.packets_retransmitted, 1);
+    let expected = rtt * 9 / 8 + rtt / 2;
+    assert!(
+        took >= expected && took <= expected + Duration::from_millis(2),
+        "took {took:?}, expected about {expected:?} (RTT {rtt:?})"
+    );
+}
