@@ -3,7 +3,7 @@
 //!
 //! The connection tells its controller about every packet sent, acked and
 //! lost; the controller answers with a congestion window and a pacing rate.
-//! Pacing is always on: [`Pacer`] spreads a window over the RTT.
+//! Pacing is always on: a token bucket spreads a window over the RTT.
 
 mod new_reno;
 mod pacer;
