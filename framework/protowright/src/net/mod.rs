@@ -56,6 +56,15 @@ pub trait Datagram: Send + Sync + 'static {
         &self,
         buf: &mut [u8],
     ) -> impl Future<Output = io::Result<(usize, SocketAddr)>> + Send;
+    /// Takes a datagram that has already arrived, without waiting: `None`
+    /// when none has. Lets a transport drain a burst in one pass instead of
+    /// one wake-up per datagram. The default always answers `None` (the
+    /// caller then reads one datagram per wait), which suits providers
+    /// without a non-blocking receive.
+    fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<Option<(usize, SocketAddr)>> {
+        let _ = buf;
+        Ok(None)
+    }
     /// The address the socket is bound to.
     fn local_addr(&self) -> io::Result<SocketAddr>;
 }

@@ -4,7 +4,9 @@
 //!
 //! Each turn takes the engine's due timers, a batch of datagrams to send
 //! and its events under one lock, sends outside the lock, then waits for a
-//! datagram, a wake-up from a handle, or the next timer.
+//! datagram, a wake-up from a handle, or the next timer. A received
+//! datagram brings along, under the same lock, up to a batch of others that
+//! have already arrived (where the socket can say so without waiting).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -70,6 +72,13 @@ pub(crate) async fn drive<D: Datagram>(socket: D, shared: Arc<Shared>) {
                     let mut state = shared.lock();
                     let now = Instant::now().into_std();
                     state.engine.handle_datagram(now, from, &recv_buf[..len]);
+                    // Take what else has arrived under the same lock.
+                    for _ in 1..BATCH {
+                        match socket.try_recv_from(&mut recv_buf) {
+                            Ok(Some((len, from))) => state.engine.handle_datagram(now, from, &recv_buf[..len]),
+                            Ok(None) | Err(_) => break,
+                        }
+                    }
                 }
                 Err(error) if is_transient(&error) => {
                     tracing::debug!(%error, "udp receive error ignored");
