@@ -34,6 +34,24 @@ pub(super) fn payload_id(data: &[u8]) -> Option<u32> {
     intact.then_some(id)
 }
 
+/// Queues [`payload`]s `ids` of `len` bytes from the client on `lane` and
+/// `channel`.
+fn send_payloads(
+    world: &mut World,
+    lane: Lane,
+    channel: u32,
+    ids: std::ops::Range<u32>,
+    len: usize,
+) {
+    let client = world.client_conn.expect("client");
+    for id in ids {
+        world
+            .client
+            .send(client, lane, channel, payload(id, len))
+            .expect("send");
+    }
+}
+
 fn connected_world(config: Config, faults: Faults, seed: u64) -> World {
     let mut world = World::new(config, faults, seed);
     world.connect();
@@ -251,12 +269,7 @@ fn a_reader_that_does_not_release_stops_the_sender_at_the_window() {
     let mut world = connected_world(config, Faults::none(), 10);
     world.release = false;
     let client = world.client_conn.expect("client");
-    for id in 0..64 {
-        world
-            .client
-            .send(client, Lane::ReliableOrdered, 0, payload(id, 64 << 10))
-            .expect("send");
-    }
+    send_payloads(&mut world, Lane::ReliableOrdered, 0, 0..64, 64 << 10);
     world.run_until(10 * SECOND, |_| false);
     let received: usize = world.server_received.iter().map(|m| m.data.len()).sum();
     assert_eq!(received, 1 << 20, "the sender went past the window");
@@ -297,14 +310,8 @@ fn the_send_buffer_is_bounded() {
 #[test]
 fn an_unreliable_message_that_loses_a_fragment_is_dropped_whole() {
     let mut world = connected_world(Config::default(), Faults::none(), 12);
-    let client = world.client_conn.expect("client");
     world.faults.loss = 0.3;
-    for id in 0..50 {
-        world
-            .client
-            .send(client, Lane::Unreliable, 0, payload(id, 5000))
-            .expect("send");
-    }
+    send_payloads(&mut world, Lane::Unreliable, 0, 0..50, 5000);
     world.run_until(5 * SECOND, |_| false);
     let delivered = world.server_received.len();
     assert!(delivered < 50, "no loss happened");
@@ -336,12 +343,7 @@ fn graceful_close_delivers_what_was_queued_then_both_sides_close() {
         13,
     );
     let client = world.client_conn.expect("client");
-    for id in 0..20 {
-        world
-            .client
-            .send(client, Lane::ReliableOrdered, 0, payload(id, 3000))
-            .expect("send");
-    }
+    send_payloads(&mut world, Lane::ReliableOrdered, 0, 0..20, 3000);
     world.client.close(client, world.now, 7, "done");
     assert_eq!(
         world
@@ -437,12 +439,7 @@ fn a_stalled_ordered_channel_does_not_hold_up_another() {
 fn acks_flow_when_only_one_side_sends() {
     let mut world = connected_world(Config::default(), Faults::none(), 17);
     let client = world.client_conn.expect("client");
-    for id in 0..200 {
-        world
-            .client
-            .send(client, Lane::ReliableUnordered, 0, payload(id, 1000))
-            .expect("send");
-    }
+    send_payloads(&mut world, Lane::ReliableUnordered, 0, 0..200, 1000);
     assert!(world.run_until(10 * SECOND, |w| !w.is_pending(End::Client)));
     assert_eq!(world.server_received.len(), 200);
     let stats = world.client.connection(client).expect("connection").stats();
@@ -464,13 +461,7 @@ fn corrupted_datagrams_are_dropped_not_delivered() {
         },
         18,
     );
-    let client = world.client_conn.expect("client");
-    for id in 0..100 {
-        world
-            .client
-            .send(client, Lane::ReliableOrdered, 0, payload(id, 2000))
-            .expect("send");
-    }
+    send_payloads(&mut world, Lane::ReliableOrdered, 0, 0..100, 2000);
     assert!(world.run_until(30 * SECOND, |w| w.server_received.len() == 100));
     for (index, message) in world.server_received.iter().enumerate() {
         assert_eq!(payload_id(&message.data), Some(index as u32));
@@ -538,12 +529,7 @@ fn lose_one_of_five(dropped: u64) -> (World, Duration, Duration) {
         .stats()
         .rtt;
     world.drop_client_data = Some((0, dropped));
-    for id in 0..5 {
-        world
-            .client
-            .send(client, Lane::ReliableOrdered, 0, payload(id, 1000))
-            .expect("send");
-    }
+    send_payloads(&mut world, Lane::ReliableOrdered, 0, 0..5, 1000);
     let start = world.now;
     assert!(world.run_until(5 * SECOND, |w| {
         w.server_received.iter().filter(|m| m.channel == 0).count() == 5
