@@ -8,9 +8,23 @@ use super::congestion::CongestionControl;
 /// Settings for an endpoint and every connection it holds.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The largest datagram sent, header included. Default 1200 bytes, safe
-    /// on every IPv4 and IPv6 path.
+    /// The datagram size every connection starts with and falls back to,
+    /// header included. Default 1200 bytes, which every IPv4 and IPv6 path
+    /// carries.
+    pub initial_datagram_size: usize,
+    /// The largest datagram path MTU discovery may settle on. Default
+    /// 65,527 bytes (the UDP maximum): loopback carries it, and on other
+    /// paths the search stops at what gets through (1,472 bytes on an
+    /// Ethernet IPv4 path). Larger datagrams mean fewer packets and system
+    /// calls per byte.
     pub max_datagram_size: usize,
+    /// Whether connections probe for datagrams larger than
+    /// `initial_datagram_size` (DPLPMTUD-style, with fallback when a path
+    /// stops carrying them). Default on.
+    pub mtu_discovery: bool,
+    /// How long a finished path-MTU search rests before it probes upward
+    /// again. Default 10 minutes (RFC 8899's raise timer).
+    pub mtu_search_interval: Duration,
     /// The largest message accepted and sent. Default 1 MiB.
     pub max_message_size: u64,
     /// Bytes of reliable data the peer may send beyond what the application
@@ -44,7 +58,7 @@ pub struct Config {
     /// A hash of the protocol schema; peers with different hashes refuse to
     /// connect. Default 0 (no check beyond equality of zeros).
     pub schema_hash: u64,
-    /// The congestion controller. Default NewReno.
+    /// The congestion controller. Default BBR-style (model-based).
     pub congestion_control: CongestionControl,
     /// Seeds the randomness of an endpoint started by the async driver
     /// (connection ids, the cookie key). `None` draws one from the clock
@@ -56,7 +70,10 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            max_datagram_size: 1200,
+            initial_datagram_size: 1200,
+            max_datagram_size: 65_527,
+            mtu_discovery: true,
+            mtu_search_interval: Duration::from_secs(600),
             max_message_size: 1 << 20,
             receive_window: 16 << 20,
             send_buffer: 16 << 20,
@@ -79,9 +96,22 @@ impl Default for Config {
 /// A setting that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    /// The datagram size is outside what the protocol supports.
-    #[error("max_datagram_size {0} is outside 1200..=65527")]
-    DatagramSize(usize),
+    /// A datagram size is outside what the protocol supports.
+    #[error("{name} {size} is outside 1200..=65527")]
+    DatagramSize {
+        /// The setting.
+        name: &'static str,
+        /// Its value.
+        size: usize,
+    },
+    /// The discovery ceiling is below the starting size.
+    #[error("max_datagram_size ({max}) is below initial_datagram_size ({initial})")]
+    DatagramCeilingBelowInitial {
+        /// The ceiling.
+        max: usize,
+        /// The starting size.
+        initial: usize,
+    },
     /// The window cannot hold one largest message.
     #[error("receive_window ({window}) must hold at least one max_message_size ({max_message})")]
     WindowTooSmall {
@@ -110,8 +140,19 @@ pub const MAX_MESSAGE_CEILING: u64 = 1 << 30;
 impl Config {
     /// Checks the settings fit together.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if !(1200..=65_527).contains(&self.max_datagram_size) {
-            return Err(ConfigError::DatagramSize(self.max_datagram_size));
+        for (name, size) in [
+            ("initial_datagram_size", self.initial_datagram_size),
+            ("max_datagram_size", self.max_datagram_size),
+        ] {
+            if !(1200..=65_527).contains(&size) {
+                return Err(ConfigError::DatagramSize { name, size });
+            }
+        }
+        if self.max_datagram_size < self.initial_datagram_size {
+            return Err(ConfigError::DatagramCeilingBelowInitial {
+                max: self.max_datagram_size,
+                initial: self.initial_datagram_size,
+            });
         }
         if self.max_message_size > MAX_MESSAGE_CEILING {
             return Err(ConfigError::MessageTooLarge(self.max_message_size));
@@ -131,6 +172,7 @@ impl Config {
             ("initial_rtt", self.initial_rtt),
             ("handshake_timeout", self.handshake_timeout),
             ("cookie_lifetime", self.cookie_lifetime),
+            ("mtu_search_interval", self.mtu_search_interval),
         ] {
             if value.is_zero() {
                 return Err(ConfigError::ZeroDuration(name));
@@ -168,9 +210,27 @@ mod tests {
         };
         assert_eq!(big.validate(), Ok(()));
         let tiny = Config {
-            max_datagram_size: 500,
+            initial_datagram_size: 500,
             ..Config::default()
         };
-        assert_eq!(tiny.validate(), Err(ConfigError::DatagramSize(500)));
+        assert_eq!(
+            tiny.validate(),
+            Err(ConfigError::DatagramSize {
+                name: "initial_datagram_size",
+                size: 500
+            })
+        );
+        let inverted = Config {
+            initial_datagram_size: 4000,
+            max_datagram_size: 1500,
+            ..Config::default()
+        };
+        assert_eq!(
+            inverted.validate(),
+            Err(ConfigError::DatagramCeilingBelowInitial {
+                max: 1500,
+                initial: 4000
+            })
+        );
     }
 }

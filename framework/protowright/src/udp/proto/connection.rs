@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::congestion::{Controller, Pacer};
+use super::congestion::{Controller, Pacer, RateSample};
 use super::frame::{self, Frame, Frames, Lane};
+use super::mtu::MtuSearch;
 use super::packet::{self, CHECKSUM_LEN, Hello, RefuseReason};
 use super::ranges::RangeSet;
 use super::recv::{Message, Receiver, RecvLimits, Violation};
@@ -32,6 +33,10 @@ const MAX_RECEIVED_RANGES: usize = 256;
 
 /// Ack-eliciting packets received before an ack is sent at once.
 const ACK_EVERY: u32 = 2;
+
+/// Probe timeouts in a row, at a datagram size above the base, that are
+/// taken for a path-MTU black hole.
+const BLACK_HOLE_PTOS: u32 = 2;
 
 /// Which end of the connection this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,8 +164,40 @@ enum SentFrame {
 struct SentPacket {
     time: Instant,
     size: u64,
+    /// The sender had less to send than the window allowed.
     app_limited: bool,
+    /// A path-MTU probe: its loss says the size is too large, not that the
+    /// path is congested.
+    mtu_probe: bool,
+    /// The connection's delivery-rate state when it was sent.
+    delivery: DeliveryMark,
     frames: Vec<SentFrame>,
+}
+
+/// What the delivery-rate estimate remembers per packet sent: how much had
+/// been delivered by then, when, and when the flight it belongs to began.
+#[derive(Debug, Clone, Copy)]
+struct DeliveryMark {
+    delivered: u64,
+    delivered_time: Instant,
+    first_sent_time: Instant,
+    /// Sent while the connection was application-limited.
+    app_limited: bool,
+}
+
+/// The connection's side of delivery-rate estimation.
+#[derive(Debug, Clone, Copy)]
+struct DeliveryRate {
+    /// Bytes acknowledged over the connection's life.
+    delivered: u64,
+    /// When `delivered` last grew.
+    delivered_time: Instant,
+    /// When the newest acknowledged packet was sent: the start of the
+    /// flight the next packet joins.
+    first_sent_time: Instant,
+    /// Samples stay application-limited until `delivered` passes this
+    /// (0: not limited).
+    app_limited_until: u64,
 }
 
 /// Where a datagram from [`Connection::poll_transmit`] goes.
@@ -208,11 +245,15 @@ pub struct Connection {
     last_eliciting_sent: Option<Instant>,
     probes: u8,
     rtt: RttEstimator,
+    delivery: DeliveryRate,
+    mtu: MtuSearch,
     controller: Box<dyn Controller>,
     pacer: Pacer,
     pacing_until: Option<Instant>,
     // Acks owed.
     received: RangeSet,
+    /// Reused between acks, so processing one allocates nothing.
+    acked_scratch: Vec<(u64, SentPacket)>,
     largest_received: Option<(u64, Instant)>,
     unacked_eliciting: u32,
     ack_deadline: Option<Instant>,
@@ -317,12 +358,25 @@ impl Connection {
             last_eliciting_sent: None,
             probes: 0,
             rtt: RttEstimator::new(config.initial_rtt),
+            delivery: DeliveryRate {
+                delivered: 0,
+                delivered_time: now,
+                first_sent_time: now,
+                app_limited_until: 0,
+            },
+            mtu: MtuSearch::new(
+                config.initial_datagram_size,
+                config.max_datagram_size,
+                config.mtu_search_interval,
+                config.mtu_discovery,
+            ),
             controller: config
                 .congestion_control
-                .build(config.max_datagram_size as u64),
+                .build(config.initial_datagram_size as u64),
             pacer: Pacer::new(),
             pacing_until: None,
             received: RangeSet::default(),
+            acked_scratch: Vec::new(),
             largest_received: None,
             unacked_eliciting: 0,
             ack_deadline: None,
@@ -705,37 +759,47 @@ impl Connection {
             return Err(format!("ack of packet {largest}, which was never sent"));
         }
         let prior_largest = self.largest_acked;
-        let mut newly_acked = Vec::new();
+        let mut newly_acked = std::mem::take(&mut self.acked_scratch);
         for range in &ack.ranges {
-            let numbers: Vec<u64> = self
-                .sent
-                .range(range.clone())
-                .map(|(&number, _)| number)
-                .collect();
-            for number in numbers {
+            while let Some(entry) = self.sent.range(range.clone()).next() {
+                let number = *entry.0;
                 if let Some(packet) = self.sent.remove(&number) {
                     newly_acked.push((number, packet));
                 }
             }
         }
         if newly_acked.is_empty() {
+            self.acked_scratch = newly_acked;
             return Ok(());
         }
         self.largest_acked = Some(prior_largest.map_or(largest, |prior| prior.max(largest)));
+        let mut rtt_sample = None;
         if let Some((number, packet)) = newly_acked.iter().max_by_key(|(number, _)| *number)
             && *number == largest
         {
             let delay = Duration::from_micros(ack.delay_micros).min(self.config.max_ack_delay);
-            self.rtt
-                .update(now.saturating_duration_since(packet.time), delay);
+            let latest = now.saturating_duration_since(packet.time);
+            self.rtt.update(latest, delay);
+            rtt_sample = Some(latest);
         }
         let smallest_acked = newly_acked
             .iter()
             .map(|(number, _)| *number)
             .min()
             .unwrap_or(largest);
-        for (_, packet) in newly_acked {
+        let mut acked_bytes = 0;
+        let mut newest: Option<(DeliveryMark, Instant)> = None;
+        for (number, packet) in newly_acked.drain(..) {
             self.in_flight -= packet.size;
+            acked_bytes += packet.size;
+            if packet.mtu_probe
+                && let Some(size) = self.mtu.on_probe_acked(number)
+            {
+                self.controller.on_datagram_size(size as u64);
+            }
+            if newest.is_none_or(|(mark, _)| packet.delivery.delivered >= mark.delivered) {
+                newest = Some((packet.delivery, packet.time));
+            }
             self.controller
                 .on_ack(now, packet.time, packet.size, &self.rtt, packet.app_limited);
             for frame in packet.frames {
@@ -746,17 +810,72 @@ impl Connection {
                 }
             }
         }
-        self.detect_lost(now, prior_largest, smallest_acked);
+        self.acked_scratch = newly_acked;
+        self.delivery.delivered += acked_bytes;
+        self.delivery.delivered_time = now;
+        let lost_bytes = self.detect_lost(now, prior_largest, smallest_acked);
         self.pto_count = 0;
         self.probes = 0;
+        if let Some((mark, sent)) = newest {
+            self.delivery.first_sent_time = sent;
+            let sample = self.rate_sample(now, mark, sent, acked_bytes, lost_bytes, rtt_sample);
+            if self.delivery.app_limited_until > 0
+                && self.delivery.delivered > self.delivery.app_limited_until
+            {
+                self.delivery.app_limited_until = 0;
+            }
+            self.controller.on_ack_event(now, &sample, self.in_flight);
+        }
         Ok(())
+    }
+
+    /// The delivery rate over the flight that ended with the newest packet
+    /// just acknowledged (sent at `sent`, when `mark` was the state): bytes
+    /// delivered since, over the longer of its send and ack intervals, so
+    /// neither a burst of sends nor a burst of acks inflates it.
+    fn rate_sample(
+        &self,
+        now: Instant,
+        mark: DeliveryMark,
+        sent: Instant,
+        acked_bytes: u64,
+        lost_bytes: u64,
+        rtt: Option<Duration>,
+    ) -> RateSample {
+        let send_elapsed = sent.saturating_duration_since(mark.first_sent_time);
+        let ack_elapsed = now.saturating_duration_since(mark.delivered_time);
+        let interval = send_elapsed.max(ack_elapsed);
+        let delivered = self.delivery.delivered - mark.delivered;
+        // An interval shorter than the minimum RTT cannot show the path's
+        // rate (acks compressed in a queue): no sample.
+        let delivery_rate = if interval.is_zero() || interval < self.rtt.min() {
+            0
+        } else {
+            (u128::from(delivered) * 1_000_000_000 / interval.as_nanos()).min(u128::from(u64::MAX))
+                as u64
+        };
+        RateSample {
+            delivery_rate,
+            delivered: self.delivery.delivered,
+            prior_delivered: mark.delivered,
+            acked_bytes,
+            lost_bytes,
+            is_app_limited: mark.app_limited,
+            rtt,
+        }
     }
 
     /// Declares lost the packets RFC 9002's thresholds say are, and arms the
     /// time threshold for the rest.
-    fn detect_lost(&mut self, now: Instant, prior_largest: Option<u64>, smallest_newly_acked: u64) {
+    /// Returns the bytes declared lost (probes not counted).
+    fn detect_lost(
+        &mut self,
+        now: Instant,
+        prior_largest: Option<u64>,
+        smallest_newly_acked: u64,
+    ) -> u64 {
         let Some(largest_acked) = self.largest_acked else {
-            return;
+            return 0;
         };
         self.loss_time = None;
         let loss_delay = self.rtt.loss_delay();
@@ -771,7 +890,7 @@ impl Connection {
             }
         }
         if lost.is_empty() {
-            return;
+            return 0;
         }
         let mut lost_bytes = 0;
         let mut first_lost: Option<(u64, Instant)> = None;
@@ -780,8 +899,13 @@ impl Connection {
             let Some(packet) = self.sent.remove(&number) else {
                 continue;
             };
-            self.stats.packets_lost += 1;
             self.in_flight -= packet.size;
+            if packet.mtu_probe {
+                // Too large for the path, or unlucky: the search decides.
+                self.mtu.on_probe_lost(number);
+                continue;
+            }
+            self.stats.packets_lost += 1;
             lost_bytes += packet.size;
             first_lost.get_or_insert((number, packet.time));
             last_lost = Some((number, packet.time));
@@ -797,7 +921,7 @@ impl Connection {
         let (Some((first_number, first_time)), Some((last_number, last_time))) =
             (first_lost, last_lost)
         else {
-            return;
+            return 0;
         };
         // Persistent congestion: every packet across a long enough span was
         // lost, and none in it was acknowledged.
@@ -808,6 +932,7 @@ impl Connection {
         let persistent = self.rtt.has_sample() && span >= persistent_after && nothing_acked_between;
         self.controller
             .on_loss(now, last_time, lost_bytes, persistent);
+        lost_bytes
     }
 
     fn pto_deadline(&self) -> Option<Instant> {
@@ -904,7 +1029,7 @@ impl Connection {
         }
         if self.loss_time.is_some_and(|at| now >= at) {
             let prior = self.largest_acked;
-            self.detect_lost(now, prior, u64::MAX);
+            let _ = self.detect_lost(now, prior, u64::MAX);
         } else if self.loss_time.is_none() && self.pto_deadline().is_some_and(|at| now >= at) {
             self.on_probe_timeout();
         }
@@ -915,6 +1040,15 @@ impl Connection {
     fn on_probe_timeout(&mut self) {
         self.pto_count += 1;
         self.probes = 2;
+        // Two timeouts in a row at a discovered size: the path may have
+        // stopped carrying it (a black hole). Fall back to the base size,
+        // which every path carries, and search again.
+        if self.pto_count >= BLACK_HOLE_PTOS
+            && let Some(size) = self.mtu.on_black_hole()
+        {
+            tracing::debug!(peer = %self.peer, size, "path MTU black hole: back to the base size");
+            self.controller.on_datagram_size(size as u64);
+        }
         if let Some(packet) = self.sent.values().next() {
             for frame in packet.frames.clone() {
                 match frame {
@@ -1002,7 +1136,10 @@ impl Connection {
     }
 
     fn write_data(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
-        let mtu = self.config.max_datagram_size;
+        if let Some(transmit) = self.write_mtu_probe(now, buf) {
+            return Some(transmit);
+        }
+        let mtu = self.mtu.current();
         let ack_due = self.unacked_eliciting > 0
             && (self.ack_now || self.ack_deadline.is_some_and(|at| now >= at));
         let window_open = self.in_flight + mtu as u64 <= self.controller.window();
@@ -1044,6 +1181,11 @@ impl Connection {
         let size = buf.len() - start;
         if !frames.is_empty() {
             let app_limited = !self.sender.has_pending(self.flow_allowance());
+            let delivery = self.delivery_mark(now);
+            if app_limited {
+                self.delivery.app_limited_until =
+                    (self.delivery.delivered + self.in_flight + size as u64).max(1);
+            }
             if frames
                 .iter()
                 .any(|frame| matches!(frame, SentFrame::Fragment(_)))
@@ -1061,10 +1203,65 @@ impl Connection {
                     time: now,
                     size: size as u64,
                     app_limited,
+                    mtu_probe: false,
+                    delivery,
                     frames,
                 },
             );
         }
+        Some(self.sent_datagram(size))
+    }
+
+    /// The delivery-rate state to remember with a packet sent now. A
+    /// packet sent with nothing in flight starts a new flight.
+    fn delivery_mark(&mut self, now: Instant) -> DeliveryMark {
+        if self.in_flight == 0 {
+            self.delivery.first_sent_time = now;
+            self.delivery.delivered_time = now;
+        }
+        DeliveryMark {
+            delivered: self.delivery.delivered,
+            delivered_time: self.delivery.delivered_time,
+            first_sent_time: self.delivery.first_sent_time,
+            app_limited: self.delivery.app_limited_until > 0,
+        }
+    }
+
+    /// Sends a path-MTU probe when the search wants one: a ping padded to
+    /// the size being tried. Only once the peer has acknowledged something
+    /// (the path works at the base size) and the window has room.
+    fn write_mtu_probe(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
+        if self.state != State::Established || self.largest_acked.is_none() || self.probes > 0 {
+            return None;
+        }
+        let size = self.mtu.probe_size(now)?;
+        if self.in_flight + size as u64 > self.controller.window() {
+            return None;
+        }
+        let start = buf.len();
+        let number = self.next_packet;
+        self.next_packet += 1;
+        packet::encode_data_header(buf, self.remote_cid, number);
+        frame::put_ping(buf);
+        // Padding frames (zero bytes) fill the rest.
+        buf.resize(start + size - CHECKSUM_LEN, 0);
+        packet::seal(buf, start);
+        let delivery = self.delivery_mark(now);
+        self.mtu.on_probe_sent(size, number);
+        self.in_flight += size as u64;
+        self.controller.on_sent(now, size as u64);
+        self.last_eliciting_sent = Some(now);
+        self.sent.insert(
+            number,
+            SentPacket {
+                time: now,
+                size: size as u64,
+                app_limited: true,
+                mtu_probe: true,
+                delivery,
+                frames: vec![SentFrame::Ping],
+            },
+        );
         Some(self.sent_datagram(size))
     }
 
@@ -1128,7 +1325,7 @@ impl Connection {
             packets_retransmitted: self.stats.packets_retransmitted,
             bytes_sent: self.stats.bytes_sent,
             bytes_received: self.stats.bytes_received,
-            datagram_size: self.config.max_datagram_size,
+            datagram_size: self.mtu.current(),
             queues: self.sender.depths(),
             unread_messages: self.receiver.ready_len(),
             unreliable_dropped: self.receiver.unreliable_dropped,

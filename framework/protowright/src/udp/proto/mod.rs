@@ -33,6 +33,7 @@ mod connection;
 mod cookie;
 mod endpoint;
 mod frame;
+mod mtu;
 mod packet;
 mod ranges;
 mod recv;

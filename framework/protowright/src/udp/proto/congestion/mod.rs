@@ -1,16 +1,23 @@
 //! Congestion control behind a trait, so controllers can be swapped per
-//! connection: NewReno per RFC 9002 is the reference implementation.
+//! connection. The default, [`Bbr`], is model-based: it paces at its
+//! estimate of the bottleneck bandwidth and does not take random loss for
+//! congestion. [`NewReno`] per RFC 9002 is the loss-based reference.
 //!
 //! The connection tells its controller about every packet sent, acked and
-//! lost; the controller answers with a congestion window and a pacing rate.
-//! Pacing is always on: a token bucket spreads a window over the RTT.
+//! lost, and once per ack about the delivery rate it measured (the bytes
+//! acknowledged over the time they took, per the delivery-rate estimation
+//! of draft-cheng-iccrg-delivery-rate-estimation); the controller answers
+//! with a congestion window and a pacing rate. Pacing is always on: a token
+//! bucket spreads a window over the RTT.
 
+mod bbr;
 mod new_reno;
 mod pacer;
 
 use std::fmt::Debug;
 use std::time::{Duration, Instant};
 
+pub use bbr::{Bbr, BbrState};
 pub use new_reno::NewReno;
 pub(crate) use pacer::Pacer;
 
@@ -47,6 +54,17 @@ pub trait Controller: Debug + Send {
         persistent: bool,
     );
 
+    /// One ack frame was processed: `sample` holds the delivery rate it
+    /// measured. Called after `on_ack` for each packet it acknowledged, and
+    /// after `on_loss` for the packets it declared lost. The default
+    /// ignores it.
+    fn on_ack_event(&mut self, now: Instant, sample: &RateSample, bytes_in_flight: u64) {
+        let _ = (now, sample, bytes_in_flight);
+    }
+
+    /// Path MTU discovery changed the datagram size to `size` bytes.
+    fn on_datagram_size(&mut self, size: u64);
+
     /// Bytes per second to pace at. The default spreads 1.25 windows over
     /// the smoothed RTT, as RFC 9002 section 7.7 suggests.
     fn pacing_rate(&self, rtt: &RttEstimator) -> u64 {
@@ -59,11 +77,39 @@ pub trait Controller: Debug + Send {
     fn name(&self) -> &'static str;
 }
 
+/// What one ack taught about the path: the delivery rate over the flight
+/// that ended with the newest packet it acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct RateSample {
+    /// Bytes per second delivered over the sample's interval; 0 when the
+    /// interval was too short to measure.
+    pub delivery_rate: u64,
+    /// Bytes delivered (acknowledged) over the connection's life, this ack
+    /// included.
+    pub delivered: u64,
+    /// What `delivered` was when the newest acknowledged packet was sent;
+    /// a round trip ends when this passes the value at the round's start.
+    pub prior_delivered: u64,
+    /// Bytes this ack acknowledged.
+    pub acked_bytes: u64,
+    /// Bytes declared lost while processing this ack.
+    pub lost_bytes: u64,
+    /// Whether the sender ran out of data while the sample's packets were
+    /// in flight, so the rate shows the application, not the path.
+    pub is_app_limited: bool,
+    /// The RTT measured by this ack, if it gave one.
+    pub rtt: Option<Duration>,
+}
+
 /// Which congestion controller a connection runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CongestionControl {
-    /// NewReno as specified in RFC 9002 section 7.
+    /// The BBR-style model-based controller: paces at the estimated
+    /// bottleneck bandwidth; random loss does not slow it.
     #[default]
+    Bbr,
+    /// NewReno as specified in RFC 9002 section 7: halves its window on
+    /// loss.
     NewReno,
 }
 
@@ -71,6 +117,7 @@ impl CongestionControl {
     /// A fresh controller for a path with datagrams of `max_datagram` bytes.
     pub(crate) fn build(self, max_datagram: u64) -> Box<dyn Controller> {
         match self {
+            Self::Bbr => Box::new(Bbr::new(max_datagram)),
             Self::NewReno => Box::new(NewReno::new(max_datagram)),
         }
     }

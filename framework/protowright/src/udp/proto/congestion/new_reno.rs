@@ -99,6 +99,11 @@ impl Controller for NewReno {
         }
     }
 
+    fn on_datagram_size(&mut self, size: u64) {
+        self.max_datagram = size;
+        self.window = self.window.max(self.minimum_window());
+    }
+
     fn name(&self) -> &'static str {
         "newreno"
     }

@@ -3,7 +3,7 @@
 //! virtual time with no runtime.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,17 @@ pub(super) struct Faults {
     pub(super) jitter: Duration,
     /// Datagrams larger than this are dropped.
     pub(super) max_datagram: usize,
+    /// A bandwidth limit on the client-to-server direction: datagrams
+    /// queue behind each other and are dropped when the queue is full.
+    pub(super) bottleneck: Option<Bottleneck>,
+}
+
+/// A link that carries `rate` bytes per second behind a drop-tail queue of
+/// `queue` bytes.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Bottleneck {
+    pub(super) rate: u64,
+    pub(super) queue: u64,
 }
 
 impl Faults {
@@ -34,6 +45,7 @@ impl Faults {
             delay: Duration::from_millis(5),
             jitter: Duration::ZERO,
             max_datagram: 65_535,
+            bottleneck: None,
         }
     }
 }
@@ -78,6 +90,12 @@ pub(super) struct World {
     /// Drops the client's data packet number `.1` counted from here (`.0`
     /// counts them), once.
     pub(super) drop_client_data: Option<(u64, u64)>,
+    /// Reliable bytes read per server connection (every connection the
+    /// server accepted, the first included, whose messages also go to
+    /// `server_received`).
+    pub(super) server_bytes: BTreeMap<ConnectionHandle, u64>,
+    /// When the bottleneck finishes sending what it holds.
+    bottleneck_free_at: Instant,
     buf: Vec<u8>,
 }
 
@@ -106,6 +124,8 @@ impl World {
             server_received: Vec::new(),
             release: true,
             drop_client_data: None,
+            server_bytes: BTreeMap::new(),
+            bottleneck_free_at: now,
             buf: Vec::new(),
         }
     }
@@ -216,6 +236,18 @@ impl World {
             self.counters.dropped += 1;
             return;
         }
+        let mut departs = self.now;
+        if let (End::Server, Some(bottleneck)) = (to, faults.bottleneck) {
+            let start = self.bottleneck_free_at.max(self.now);
+            let queued = start.duration_since(self.now).as_secs_f64() * bottleneck.rate as f64;
+            if queued as u64 + datagram.len() as u64 > bottleneck.queue {
+                self.counters.dropped += 1;
+                return;
+            }
+            let serialization = datagram.len() as f64 / bottleneck.rate as f64;
+            self.bottleneck_free_at = start + Duration::from_secs_f64(serialization);
+            departs = self.bottleneck_free_at;
+        }
         if faults.corrupt > 0.0 && self.rng.random_bool(faults.corrupt) {
             self.counters.corrupted += 1;
             let index = self.rng.random_range(0..datagram.len());
@@ -234,7 +266,7 @@ impl World {
                 Duration::from_nanos(self.rng.random_range(0..faults.jitter.as_nanos() as u64))
             };
             self.sequence += 1;
-            let at = self.now + faults.delay + jitter;
+            let at = departs + faults.delay + jitter;
             self.in_flight
                 .push(Reverse((at, self.sequence, to, datagram.clone())));
         }
@@ -268,8 +300,11 @@ impl World {
             }
         }
         while let Some((handle, event)) = self.server.poll_event() {
-            if event == Event::Connected && self.server_conn.is_none() {
-                self.server_conn = Some(handle);
+            if event == Event::Connected {
+                self.server_bytes.entry(handle).or_default();
+                if self.server_conn.is_none() {
+                    self.server_conn = Some(handle);
+                }
             }
             if Some(handle) == self.server_conn {
                 self.server_events.push(event);
@@ -283,12 +318,15 @@ impl World {
                 self.client_received.push(message);
             }
         }
-        if let Some(handle) = self.server_conn {
+        for (&handle, bytes) in &mut self.server_bytes {
             while let Some(message) = self.server.recv(handle) {
                 if self.release && message.lane.is_reliable() {
                     self.server.release(handle, message.data.len() as u64);
                 }
-                self.server_received.push(message);
+                *bytes += message.data.len() as u64;
+                if Some(handle) == self.server_conn {
+                    self.server_received.push(message);
+                }
             }
         }
     }

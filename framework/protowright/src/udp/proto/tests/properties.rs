@@ -16,7 +16,6 @@ use crate::udp::proto::{Config, Event, Lane, SendError};
 #[derive(Debug, Clone)]
 struct Plan {
     faults: Faults,
-    datagram: usize,
     messages: Vec<(Lane, u32, usize)>,
     seed: u64,
 }
@@ -56,9 +55,10 @@ fn plan() -> impl Strategy<Value = Plan> {
                     corrupt,
                     delay: Duration::from_millis(delay),
                     jitter: Duration::from_millis(jitter),
-                    max_datagram: 65_535,
+                    // The path's MTU: the connection discovers it.
+                    max_datagram: datagram,
+                    bottleneck: None,
                 },
-                datagram,
                 messages,
                 seed,
             },
@@ -70,7 +70,6 @@ fn plan() -> impl Strategy<Value = Plan> {
 /// message. Checks the memory bound at every step.
 fn run(plan: &Plan) -> Result<World, TestCaseError> {
     let config = Config {
-        max_datagram_size: plan.datagram,
         receive_window: 256 << 10,
         max_message_size: 64 << 10,
         unreliable_buffer: 64 << 10,

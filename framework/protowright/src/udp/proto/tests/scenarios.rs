@@ -36,7 +36,7 @@ pub(super) fn payload_id(data: &[u8]) -> Option<u32> {
 
 /// Queues [`payload`]s `ids` of `len` bytes from the client on `lane` and
 /// `channel`.
-fn send_payloads(
+pub(super) fn send_payloads(
     world: &mut World,
     lane: Lane,
     channel: u32,
@@ -52,7 +52,7 @@ fn send_payloads(
     }
 }
 
-fn connected_world(config: Config, faults: Faults, seed: u64) -> World {
+pub(super) fn connected_world(config: Config, faults: Faults, seed: u64) -> World {
     let mut world = World::new(config, faults, seed);
     world.connect();
     assert!(
@@ -218,7 +218,7 @@ fn a_64_mib_message_crosses_when_configured() {
         max_message_size: 64 << 20,
         receive_window: 64 << 20,
         send_buffer: 64 << 20,
-        max_datagram_size: 8192,
+        initial_datagram_size: 8192,
         ..Config::default()
     };
     let mut world = connected_world(config, Faults::none(), 8);
@@ -440,7 +440,13 @@ fn acks_flow_when_only_one_side_sends() {
     let mut world = connected_world(Config::default(), Faults::none(), 17);
     let client = world.client_conn.expect("client");
     send_payloads(&mut world, Lane::ReliableUnordered, 0, 0..200, 1000);
-    assert!(world.run_until(10 * SECOND, |w| !w.is_pending(End::Client)));
+    // Everything acknowledged, path-MTU probes included.
+    assert!(world.run_until(10 * SECOND, |w| {
+        !w.is_pending(End::Client)
+            && w.client
+                .connection(client)
+                .is_some_and(|c| c.stats().bytes_in_flight == 0)
+    }));
     assert_eq!(world.server_received.len(), 200);
     let stats = world.client.connection(client).expect("connection").stats();
     assert_eq!(stats.bytes_in_flight, 0);
