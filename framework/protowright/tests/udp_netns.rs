@@ -162,4 +162,12 @@ async fn transfer_in_namespace() {
         stats.congestion_window
     );
     assert!(stats.packets_lost > 0, "no loss was seen: {stats:?}");
+    // Path MTU discovery, with the don't-fragment bit set, found the
+    // namespace's 1,500-byte MTU (1,472 bytes of IPv4 UDP payload)
+    // instead of sending IP fragments, through the loss.
+    assert!(
+        (1400..=1472).contains(&stats.datagram_size),
+        "settled on {}: {stats:?}",
+        stats.datagram_size
+    );
 }

@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 
 use ::tokio::io::{AsyncRead, AsyncWrite};
 
-pub use self::tokio::Tokio;
+pub use self::tokio::{Tokio, TokioDatagram};
 
 /// A connected, ordered byte stream (TCP or its simulation).
 pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
@@ -65,8 +65,82 @@ pub trait Datagram: Send + Sync + 'static {
         let _ = buf;
         Ok(None)
     }
+    /// The most equal-size datagrams [`send_segments`](Self::send_segments)
+    /// passes to the system in one call (segmentation offload). The default
+    /// is 1: no offload.
+    fn max_segments(&self) -> usize {
+        1
+    }
+    /// Sends `contents` to `target` as datagrams of `segment_size` bytes
+    /// each (the last may be shorter), in one system call where the
+    /// platform offers segmentation offload. The default sends them one by
+    /// one.
+    fn send_segments(
+        &self,
+        contents: &[u8],
+        segment_size: usize,
+        target: SocketAddr,
+    ) -> impl Future<Output = io::Result<()>> + Send {
+        async move {
+            for datagram in contents.chunks(segment_size.max(1)) {
+                self.send_to(datagram, target).await?;
+            }
+            Ok(())
+        }
+    }
+    /// Waits for datagrams and copies them into `buf`: one datagram, or,
+    /// where the platform coalesces received datagrams (receive offload),
+    /// several from one source laid end to end, each `stride` bytes long
+    /// but the last. The default receives one with
+    /// [`recv_from`](Self::recv_from).
+    fn recv_segments(&self, buf: &mut [u8]) -> impl Future<Output = io::Result<Segments>> + Send {
+        async move {
+            let (len, source) = self.recv_from(buf).await?;
+            Ok(Segments::single(len, source))
+        }
+    }
+    /// [`recv_segments`](Self::recv_segments) without waiting: `None` when
+    /// nothing has arrived. The default uses
+    /// [`try_recv_from`](Self::try_recv_from).
+    fn try_recv_segments(&self, buf: &mut [u8]) -> io::Result<Option<Segments>> {
+        Ok(self
+            .try_recv_from(buf)?
+            .map(|(len, source)| Segments::single(len, source)))
+    }
     /// The address the socket is bound to.
     fn local_addr(&self) -> io::Result<SocketAddr>;
+}
+
+/// Datagrams received in one call: `len` bytes at the start of the buffer,
+/// cut into datagrams of `stride` bytes (the last may be shorter), all from
+/// `source`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segments {
+    /// Bytes received.
+    pub len: usize,
+    /// The size of each datagram but the last.
+    pub stride: usize,
+    /// Who sent them.
+    pub source: SocketAddr,
+}
+
+impl Segments {
+    /// One datagram of `len` bytes.
+    pub fn single(len: usize, source: SocketAddr) -> Self {
+        Self {
+            len,
+            stride: len,
+            source,
+        }
+    }
+
+    /// The datagrams, as ranges of the buffer.
+    pub fn ranges(&self) -> impl Iterator<Item = std::ops::Range<usize>> + use<> {
+        let (len, stride) = (self.len, self.stride.max(1));
+        (0..len)
+            .step_by(stride)
+            .map(move |start| start..(start + stride).min(len))
+    }
 }
 
 /// A network: how to bind and connect. Cheap to clone.

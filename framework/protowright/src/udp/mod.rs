@@ -34,4 +34,4 @@ mod shared;
 pub use connection::Connection;
 pub use endpoint::Endpoint;
 pub use error::Error;
-pub use proto::{CloseReason, Config, ConnectionStats, Lane, Message};
+pub use proto::{CloseReason, Config, CongestionControl, ConnectionStats, Lane, Message};

@@ -1144,7 +1144,11 @@ impl Connection {
             && (self.ack_now || self.ack_deadline.is_some_and(|at| now >= at));
         let window_open = self.in_flight + mtu as u64 <= self.controller.window();
         let mut eliciting = self.wants_to_send() && (window_open || self.probes > 0);
-        if eliciting && self.probes == 0 {
+        // Pacing spreads data; control frames (a window update, a welcome,
+        // a keepalive) are small and must not wait behind a datagram's
+        // worth of tokens.
+        let data_pending = self.sender.has_pending(self.flow_allowance());
+        if eliciting && self.probes == 0 && data_pending {
             let rate = self.controller.pacing_rate(&self.rtt);
             match self.pacer.release_time(now, rate, mtu as u64, mtu as u64) {
                 Some(at) => {
@@ -1234,10 +1238,12 @@ impl Connection {
         if self.state != State::Established || self.largest_acked.is_none() || self.probes > 0 {
             return None;
         }
-        let size = self.mtu.probe_size(now)?;
-        if self.in_flight + size as u64 > self.controller.window() {
+        // A probe may be larger than the whole window of a short path: it
+        // goes whenever the window has room at all (one at a time).
+        if self.in_flight >= self.controller.window() {
             return None;
         }
+        let size = self.mtu.probe_size(now)?;
         let start = buf.len();
         let number = self.next_packet;
         self.next_packet += 1;

@@ -58,17 +58,18 @@ pub enum BbrState {
     ProbeRtt,
 }
 
-/// The maximum delivery rate seen over the last few rounds that gave a
-/// sample: rounds in which the application was idle do not age it.
+/// The maximum of a value over the last few rounds that gave a sample:
+/// rounds in which the application was idle do not age it. Holds the
+/// delivery rate, and the ack aggregation.
 #[derive(Debug, Clone, Default)]
-struct MaxBandwidth {
+struct RoundMax {
     /// The round and the best rate seen in it, one slot per round.
     slots: [(u64, u64); BANDWIDTH_WINDOW_ROUNDS as usize],
     /// The round of the newest sample.
     newest: u64,
 }
 
-impl MaxBandwidth {
+impl RoundMax {
     fn update(&mut self, round: u64, rate: u64) {
         self.newest = round;
         let slot = &mut self.slots[(round % BANDWIDTH_WINDOW_ROUNDS) as usize];
@@ -97,7 +98,14 @@ pub struct Bbr {
     window: u64,
     pacing_gain: f64,
     cwnd_gain: f64,
-    bandwidth: MaxBandwidth,
+    bandwidth: RoundMax,
+    /// Bytes acknowledged beyond what the bandwidth estimate explains, per
+    /// round: acks that arrive in bursts (a receiver acking every other
+    /// packet, a driver handling a batch per wake-up). The window holds
+    /// this much more so bursts of acks do not stall the sender.
+    extra_acked: RoundMax,
+    ack_epoch_start: Option<Instant>,
+    ack_epoch_acked: u64,
     min_rtt: Option<Duration>,
     min_rtt_stamp: Option<Instant>,
     round: u64,
@@ -122,7 +130,10 @@ impl Bbr {
             window: initial_window(datagram),
             pacing_gain: STARTUP_GAIN,
             cwnd_gain: STARTUP_GAIN,
-            bandwidth: MaxBandwidth::default(),
+            bandwidth: RoundMax::default(),
+            extra_acked: RoundMax::default(),
+            ack_epoch_start: None,
+            ack_epoch_acked: 0,
             min_rtt: None,
             min_rtt_stamp: None,
             round: 0,
@@ -283,8 +294,32 @@ impl Bbr {
         }
     }
 
+    /// Measures how far acks run ahead of the bandwidth estimate within an
+    /// epoch that starts whenever they fall behind it.
+    fn update_ack_aggregation(&mut self, now: Instant, sample: &RateSample) {
+        let bandwidth = self.bandwidth();
+        let start = *self.ack_epoch_start.get_or_insert(now);
+        let expected =
+            (bandwidth as f64 * now.saturating_duration_since(start).as_secs_f64()) as u64;
+        if self.ack_epoch_acked <= expected {
+            self.ack_epoch_acked = 0;
+            self.ack_epoch_start = Some(now);
+        }
+        self.ack_epoch_acked += sample.acked_bytes;
+        let expected = if self.ack_epoch_acked == sample.acked_bytes {
+            0
+        } else {
+            expected
+        };
+        let extra = self
+            .ack_epoch_acked
+            .saturating_sub(expected)
+            .min(self.window);
+        self.extra_acked.update(self.round, extra);
+    }
+
     fn update_window(&mut self, sample: &RateSample) {
-        let target = self.bdp(self.cwnd_gain) + 3 * self.datagram;
+        let target = self.bdp(self.cwnd_gain) + 3 * self.datagram + self.extra_acked.get();
         if self.filled_pipe {
             self.window = (self.window + sample.acked_bytes).min(target);
         } else if self.window < target || sample.delivered < initial_window(self.datagram) {
@@ -319,6 +354,7 @@ impl Controller for Bbr {
         self.update_round(sample);
         self.update_bandwidth(sample);
         self.check_full_pipe(sample);
+        self.update_ack_aggregation(now, sample);
         match self.state {
             BbrState::Startup if self.filled_pipe => {
                 self.state = BbrState::Drain;
@@ -362,14 +398,17 @@ impl Controller for Bbr {
     }
 
     fn pacing_rate(&self, rtt: &RttEstimator) -> u64 {
-        let bandwidth = self.bandwidth();
-        if bandwidth == 0 {
-            // No sample yet: the initial window over the RTT, with
-            // startup's gain.
-            let rtt = rtt.smoothed().max(Duration::from_micros(1));
-            return (self.window as f64 * self.pacing_gain / rtt.as_secs_f64()) as u64;
+        let model = (self.bandwidth() as f64 * self.pacing_gain) as u64;
+        if self.filled_pipe {
+            return model;
         }
-        (bandwidth as f64 * self.pacing_gain) as u64
+        // Until the pipe is known to be full, never pace below the window
+        // over the RTT (with startup's gain): a connection that has only
+        // sent a few small packets so far has a tiny bandwidth estimate
+        // that says nothing about the path.
+        let rtt = rtt.smoothed().max(Duration::from_micros(1));
+        let window_rate = (self.window as f64 * STARTUP_GAIN / rtt.as_secs_f64()) as u64;
+        model.max(window_rate)
     }
 
     fn name(&self) -> &'static str {
@@ -448,8 +487,10 @@ mod tests {
         // cruises.
         path.round(&mut cc, 9 * MB, Some(180_000), false);
         assert_eq!(cc.state(), BbrState::ProbeBandwidth);
-        // The window is two BDPs plus three datagrams.
-        assert_eq!(cc.window(), 360_000 + 3 * 1200);
+        // The window is two BDPs plus three datagrams plus the ack
+        // aggregation seen: acks come every 2 ms, 18 kB each, so an epoch's
+        // first ack runs 18 kB ahead of the estimate.
+        assert_eq!(cc.window(), 360_000 + 3 * 1200 + 18_000);
         let gain = cc.pacing_gain();
         let rate = cc.pacing_rate(&RttEstimator::new(Duration::from_millis(20)));
         assert_eq!(rate, (9.0 * MB as f64 * gain) as u64);

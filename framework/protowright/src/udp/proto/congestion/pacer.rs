@@ -3,9 +3,15 @@
 
 use std::time::{Duration, Instant};
 
-/// Bytes the bucket may hold: a few datagrams, so the sender can batch
-/// system calls without bursting a window.
+/// Datagrams the bucket holds at least, so the sender can batch system
+/// calls without bursting a window.
 const BURST_DATAGRAMS: u64 = 10;
+
+/// The bucket also holds this much time's worth of sending at the rate:
+/// timers fire at millisecond granularity (and a driver may sleep longer),
+/// so a smaller bucket would cap the rate at a burst per timer tick, below
+/// what the controller asked for.
+const BURST_TIME: Duration = Duration::from_millis(2);
 
 #[derive(Debug, Clone)]
 pub(crate) struct Pacer {
@@ -30,7 +36,8 @@ impl Pacer {
         bytes: u64,
         max_datagram: u64,
     ) -> Option<Instant> {
-        let capacity = BURST_DATAGRAMS * max_datagram;
+        let capacity = (BURST_DATAGRAMS * max_datagram)
+            .max((u128::from(rate) * BURST_TIME.as_nanos() / 1_000_000_000) as u64);
         match self.last {
             None => self.tokens = capacity,
             Some(last) => {
@@ -66,7 +73,8 @@ mod tests {
             assert_eq!(pacer.release_time(t0, 1_000_000, 1000, 1000), None);
             pacer.on_sent(1000);
         }
-        // Empty bucket at 1 MB/s: the next 1000 bytes wait 1 ms.
+        // Empty bucket at 1 MB/s (2 ms of which is below ten datagrams):
+        // the next 1000 bytes wait 1 ms.
         assert_eq!(
             pacer.release_time(t0, 1_000_000, 1000, 1000),
             Some(t0 + Duration::from_millis(1))
@@ -75,5 +83,20 @@ mod tests {
             pacer.release_time(t0 + Duration::from_millis(1), 1_000_000, 1000, 1000),
             None
         );
+    }
+
+    #[test]
+    fn at_high_rates_the_bucket_holds_two_milliseconds_of_sending() {
+        let t0 = Instant::now();
+        let mut pacer = Pacer::new();
+        // 100 MB/s: 200 kB per 2 ms, far above ten 1200-byte datagrams.
+        let rate = 100_000_000;
+        let mut sent = 0;
+        while pacer.release_time(t0, rate, 1200, 1200).is_none() {
+            pacer.on_sent(1200);
+            sent += 1200;
+        }
+        // 166 whole datagrams fit in 200 kB.
+        assert_eq!(sent, 199_200);
     }
 }

@@ -43,19 +43,23 @@ fn assert_intact(world: &World, count: usize) {
 
 #[test]
 fn path_mtu_discovery_finds_the_largest_datagram_the_path_carries() {
-    for (path, seed) in [(1500, 1), (9000, 2), (65_535, 3)] {
+    for (path, ceiling, seed) in [(1500, 16_384, 1), (9000, 16_384, 2), (65_535, 65_527, 3)] {
         let faults = Faults {
             max_datagram: path,
             ..Faults::none()
         };
-        let mut world = connected_world(Config::default(), faults, seed);
+        let config = Config {
+            max_datagram_size: ceiling,
+            ..Config::default()
+        };
+        let mut world = connected_world(config, faults, seed);
         let started = world.now;
         transfer(&mut world, 0..32);
         assert_intact(&world, 32);
-        // The configured ceiling is 65,527 bytes; the search stops within
-        // 16 bytes of the largest size that gets through. Probing goes on
-        // when the connection is idle (10 ms RTT here).
-        let largest = path.min(65_527);
+        // The search stops within 16 bytes of the largest size that gets
+        // through, or at the configured ceiling. Probing goes on when the
+        // connection is idle (10 ms RTT here).
+        let largest = path.min(ceiling);
         world.run_until(5 * SECOND, |w| datagram_size(w) + 16 > largest);
         eprintln!(
             "path {path}: {} after {:?}",
@@ -95,6 +99,8 @@ fn a_path_that_stops_carrying_large_datagrams_falls_back_and_loses_nothing() {
     world.faults.max_datagram = 1500;
     transfer(&mut world, 16..48);
     assert_intact(&world, 48);
+    // It fell back to 1,200 bytes and searches again below 9,000.
+    world.run_until(5 * SECOND, |w| datagram_size(w) >= 1485);
     let size = datagram_size(&world);
     assert!((1485..=1500).contains(&size), "settled on {size}");
 }
