@@ -229,6 +229,18 @@ impl Connection {
         })
     }
 
+    /// Sets the priority of `channel` for the messages sent on it from now
+    /// on: higher goes first (default 0), so give game state a higher
+    /// priority than a file transfer on the same connection and it is
+    /// never stuck behind the transfer's backlog. Applies to every lane's
+    /// messages on that channel number.
+    pub fn set_priority(&self, channel: u32, priority: i32) {
+        let mut state = self.inner.shared.lock();
+        state
+            .engine
+            .set_priority(self.inner.handle, channel, priority);
+    }
+
     /// Closes gracefully: what was queued is delivered and acknowledged
     /// first (within the idle timeout), then the peer is told `code` and
     /// `reason`.

@@ -460,6 +460,20 @@ impl Connection {
             .push(lane, channel, data, self.config.send_buffer)
     }
 
+    /// Sets the priority of `channel` for messages queued on it from now
+    /// on. Packets are filled from the highest priority with anything to
+    /// send (default 0; higher first), resends included, so a small
+    /// urgent message waits for at most the packet being built, never for
+    /// a lower channel's backlog.
+    pub fn set_priority(&mut self, channel: u32, priority: i32) {
+        self.sender.set_priority(channel, priority);
+    }
+
+    /// The priority of `channel`.
+    pub fn priority(&self, channel: u32) -> i32 {
+        self.sender.priority(channel)
+    }
+
     /// The largest message both sides accept.
     pub fn max_message(&self) -> u64 {
         if self.state == State::Handshake {

@@ -202,6 +202,14 @@ impl Endpoint {
             .unwrap_or(Err(SendError::Closed))
     }
 
+    /// Sets the priority of a connection's channel (see
+    /// [`Connection::set_priority`]).
+    pub fn set_priority(&mut self, handle: ConnectionHandle, channel: u32, priority: i32) {
+        self.with(handle, |connection| {
+            connection.set_priority(channel, priority)
+        });
+    }
+
     /// The next message a connection received.
     pub fn recv(&mut self, handle: ConnectionHandle) -> Option<Message> {
         self.with(handle, Connection::recv).flatten()

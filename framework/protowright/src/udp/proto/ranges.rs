@@ -53,6 +53,14 @@ impl RangeSet {
             .is_some_and(|(_, &end)| value < end)
     }
 
+    /// The first value at or after `value` that is not in the set.
+    pub(crate) fn first_gap_from(&self, value: u64) -> u64 {
+        match self.ranges.range(..=value).next_back() {
+            Some((_, &end)) if value < end => end,
+            _ => value,
+        }
+    }
+
     /// Whether every value of `range` is in the set.
     pub(crate) fn covers(&self, range: Range<u64>) -> bool {
         range.is_empty()
@@ -155,5 +163,17 @@ mod tests {
         assert_eq!(set.iter().collect::<Vec<_>>(), vec![25..30]);
         assert!(set.covers(26..30));
         assert!(!set.covers(24..26));
+    }
+
+    #[test]
+    fn the_first_gap_skips_the_range_holding_the_value() {
+        let mut set = RangeSet::default();
+        set.insert(10..20);
+        set.insert(30..40);
+        assert_eq!(set.first_gap_from(5), 5);
+        assert_eq!(set.first_gap_from(10), 20);
+        assert_eq!(set.first_gap_from(19), 20);
+        assert_eq!(set.first_gap_from(20), 20);
+        assert_eq!(set.first_gap_from(35), 40);
     }
 }

@@ -3,11 +3,19 @@
 //!
 //! A message stays here until every byte is acknowledged (reliable lanes) or
 //! has been sent once (unreliable lanes). Lost fragments of reliable
-//! messages go to a retransmission queue that is drained before new data;
-//! they are sent again in new packets, possibly cut at other boundaries.
+//! messages go to a retransmission queue that is drained before new data
+//! of the same priority; they are sent again in new packets, possibly cut
+//! at other boundaries.
+//!
+//! Every channel has a priority (default 0; higher goes first). Queues are
+//! kept per priority level, and a packet is filled from the highest level
+//! that has something to send, so a 30 Hz game-state channel is never stuck
+//! behind a file transfer on a lower one: it waits for at most the packet
+//! being built, not the transfer's backlog.
 
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, VecDeque};
-use std::ops::Range;
+use std::ops::{Bound, Range};
 
 use bytes::Bytes;
 
@@ -28,6 +36,7 @@ pub(crate) struct SentFragment {
 struct OutMessage {
     lane: Lane,
     channel: u32,
+    priority: i32,
     sequence: u64,
     data: Bytes,
     /// The first byte never sent.
@@ -66,16 +75,33 @@ pub struct ChannelDepth {
     pub messages: usize,
 }
 
-#[derive(Debug)]
-pub(crate) struct Sender {
-    messages: BTreeMap<u64, OutMessage>,
-    next_id: u64,
+/// What one priority level holds for sending.
+#[derive(Debug, Default)]
+struct Level {
     /// Reliable messages with bytes never sent, oldest first.
     fresh_reliable: VecDeque<u64>,
     /// Unreliable messages with bytes never sent, oldest first.
     fresh_unreliable: VecDeque<u64>,
     /// Lost ranges of reliable messages, to send before anything new.
     retransmit: VecDeque<SentFragment>,
+}
+
+impl Level {
+    fn has_pending(&self, flow_allowance: u64) -> bool {
+        !self.retransmit.is_empty()
+            || !self.fresh_unreliable.is_empty()
+            || (!self.fresh_reliable.is_empty() && flow_allowance > 0)
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Sender {
+    messages: BTreeMap<u64, OutMessage>,
+    next_id: u64,
+    /// Queues per priority, highest first.
+    levels: BTreeMap<Reverse<i32>, Level>,
+    /// Channels whose priority is not the default 0.
+    priorities: BTreeMap<u32, i32>,
     /// Next sequence number per (lane, channel).
     sequences: BTreeMap<(Lane, u32), u64>,
     queued_bytes: u64,
@@ -94,9 +120,8 @@ impl Sender {
         Self {
             messages: BTreeMap::new(),
             next_id: 0,
-            fresh_reliable: VecDeque::new(),
-            fresh_unreliable: VecDeque::new(),
-            retransmit: VecDeque::new(),
+            levels: BTreeMap::new(),
+            priorities: BTreeMap::new(),
             sequences: BTreeMap::new(),
             queued_bytes: 0,
             reliable_messages: 0,
@@ -125,6 +150,7 @@ impl Sender {
         } else {
             0
         };
+        let priority = self.priority(channel);
         let sequence = self.sequences.entry((lane, numbering)).or_insert(0);
         let id = self.next_id;
         self.next_id += 1;
@@ -133,6 +159,7 @@ impl Sender {
             OutMessage {
                 lane,
                 channel,
+                priority,
                 sequence: *sequence,
                 data,
                 unsent: 0,
@@ -141,30 +168,51 @@ impl Sender {
         );
         *sequence += 1;
         self.queued_bytes += len;
+        let level = self.levels.entry(Reverse(priority)).or_default();
         if lane.is_reliable() {
             self.reliable_messages += 1;
-            self.fresh_reliable.push_back(id);
+            level.fresh_reliable.push_back(id);
         } else {
-            self.fresh_unreliable.push_back(id);
+            level.fresh_unreliable.push_back(id);
         }
         Ok(())
     }
 
+    /// The priority of `channel`'s messages: higher is sent first.
+    pub(crate) fn priority(&self, channel: u32) -> i32 {
+        self.priorities.get(&channel).copied().unwrap_or(0)
+    }
+
+    /// Sets the priority of messages queued on `channel` from now on.
+    pub(crate) fn set_priority(&mut self, channel: u32, priority: i32) {
+        if priority == 0 {
+            self.priorities.remove(&channel);
+        } else {
+            self.priorities.insert(channel, priority);
+        }
+    }
+
     /// Whether anything waits to be sent (not counting unacked data).
     pub(crate) fn has_pending(&self, flow_allowance: u64) -> bool {
-        !self.retransmit.is_empty()
-            || !self.fresh_unreliable.is_empty()
-            || (!self.fresh_reliable.is_empty() && flow_allowance > 0)
+        self.levels
+            .values()
+            .any(|level| level.has_pending(flow_allowance))
     }
 
     /// Whether lost data waits to be resent.
     pub(crate) fn has_retransmits(&self) -> bool {
-        !self.retransmit.is_empty()
+        self.levels
+            .values()
+            .any(|level| !level.retransmit.is_empty())
     }
 
     /// Whether reliable data is blocked only by the peer's flow-control limit.
     pub(crate) fn is_flow_blocked(&self, flow_allowance: u64) -> bool {
-        flow_allowance == 0 && !self.fresh_reliable.is_empty()
+        flow_allowance == 0
+            && self
+                .levels
+                .values()
+                .any(|level| !level.fresh_reliable.is_empty())
     }
 
     /// Whether every reliable message has been fully acknowledged.
@@ -199,8 +247,9 @@ impl Sender {
     }
 
     /// Writes one fragment into `buf`, using at most `room` bytes, and
-    /// returns what it covers. Resends come first, then new data, with
-    /// reliable and unreliable data taking turns per packet.
+    /// returns what it covers. The highest priority level with something
+    /// to send goes first; within a level, resends come first, then new
+    /// data, with reliable and unreliable data taking turns per packet.
     /// `flow_allowance` is how many new reliable bytes the peer accepts;
     /// `first_in_packet` starts a packet's turn.
     pub(crate) fn write_fragment(
@@ -210,15 +259,6 @@ impl Sender {
         flow_allowance: u64,
         first_in_packet: bool,
     ) -> Option<SentFragment> {
-        while let Some(lost) = self.retransmit.front().copied() {
-            match self.write_resend(buf, room, lost) {
-                Resend::Written(fragment) => return Some(fragment),
-                Resend::Obsolete => {
-                    self.retransmit.pop_front();
-                }
-                Resend::NoRoom => return None,
-            }
-        }
         if first_in_packet {
             self.unreliable_turn = !self.unreliable_turn;
         }
@@ -227,24 +267,64 @@ impl Sender {
         } else {
             [true, false]
         };
-        for reliable in order {
-            if let Some(fragment) = self.write_fresh(buf, room, reliable, flow_allowance) {
-                return Some(fragment);
+        let mut next = self.levels.keys().next().copied();
+        while let Some(priority) = next {
+            next = self
+                .levels
+                .range((Bound::Excluded(priority), Bound::Unbounded))
+                .next()
+                .map(|(key, _)| *key);
+            match self.write_resends(buf, room, priority) {
+                Resend::Written(fragment) => return Some(fragment),
+                Resend::NoRoom => return None,
+                Resend::Obsolete => {}
+            }
+            for reliable in order {
+                if let Some(fragment) =
+                    self.write_fresh(buf, room, priority, reliable, flow_allowance)
+                {
+                    return Some(fragment);
+                }
             }
         }
         None
     }
 
-    fn write_resend(&mut self, buf: &mut Vec<u8>, room: usize, lost: SentFragment) -> Resend {
+    /// Resends the first still-unacknowledged lost range of a level;
+    /// `Obsolete` when the level has none.
+    fn write_resends(&mut self, buf: &mut Vec<u8>, room: usize, priority: Reverse<i32>) -> Resend {
+        loop {
+            let Some(lost) = self
+                .levels
+                .get(&priority)
+                .and_then(|level| level.retransmit.front().copied())
+            else {
+                return Resend::Obsolete;
+            };
+            match self.write_resend(buf, room, priority, lost) {
+                Resend::Obsolete => {
+                    if let Some(level) = self.levels.get_mut(&priority) {
+                        level.retransmit.pop_front();
+                    }
+                }
+                done => return done,
+            }
+        }
+    }
+
+    fn write_resend(
+        &mut self,
+        buf: &mut Vec<u8>,
+        room: usize,
+        priority: Reverse<i32>,
+        lost: SentFragment,
+    ) -> Resend {
         let Some(message) = self.messages.get(&lost.message) else {
             return Resend::Obsolete;
         };
         // Skip the acknowledged prefix of the lost range.
-        let mut start = lost.offset;
         let end = lost.offset + lost.len;
-        while start < end && message.acked.contains(start) {
-            start += 1;
-        }
+        let start = message.acked.first_gap_from(lost.offset).min(end);
         if start >= end || message.acked.covers(start..end) {
             return Resend::Obsolete;
         }
@@ -257,9 +337,12 @@ impl Sender {
             offset: start,
             len,
         };
+        let Some(retransmit) = self.levels.get_mut(&priority).map(|l| &mut l.retransmit) else {
+            return Resend::Written(written);
+        };
         if start + len >= end {
-            self.retransmit.pop_front();
-        } else if let Some(front) = self.retransmit.front_mut() {
+            retransmit.pop_front();
+        } else if let Some(front) = retransmit.front_mut() {
             *front = SentFragment {
                 message: lost.message,
                 offset: start + len,
@@ -273,13 +356,15 @@ impl Sender {
         &mut self,
         buf: &mut Vec<u8>,
         room: usize,
+        priority: Reverse<i32>,
         reliable: bool,
         flow_allowance: u64,
     ) -> Option<SentFragment> {
+        let level = self.levels.get_mut(&priority)?;
         let queue = if reliable {
-            &mut self.fresh_reliable
+            &mut level.fresh_reliable
         } else {
-            &mut self.fresh_unreliable
+            &mut level.fresh_unreliable
         };
         let id = *queue.front()?;
         let message = self.messages.get_mut(&id)?;
@@ -339,7 +424,11 @@ impl Sender {
         if let Some(message) = self.messages.get(&fragment.message) {
             let range: Range<u64> = fragment.offset..fragment.offset + fragment.len;
             if message.lane.is_reliable() && !message.acked.covers(range) {
-                self.retransmit.push_back(fragment);
+                self.levels
+                    .entry(Reverse(message.priority))
+                    .or_default()
+                    .retransmit
+                    .push_back(fragment);
             }
         }
     }
@@ -347,9 +436,7 @@ impl Sender {
     /// Drops everything queued (the connection is gone).
     pub(crate) fn clear(&mut self) {
         self.messages.clear();
-        self.fresh_reliable.clear();
-        self.fresh_unreliable.clear();
-        self.retransmit.clear();
+        self.levels.clear();
         self.queued_bytes = 0;
         self.reliable_messages = 0;
     }
@@ -389,4 +476,81 @@ fn write(buf: &mut Vec<u8>, message: &OutMessage, offset: u64, len: u64) {
             data: &message.data[start..end],
         },
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::udp::proto::frame::{Frame, Frames};
+
+    /// The channel of the fragment `sender` writes next into a packet of
+    /// `room` bytes.
+    fn next_channel(sender: &mut Sender, room: usize) -> Option<(u32, SentFragment)> {
+        let mut buf = Vec::new();
+        let fragment = sender.write_fragment(&mut buf, room, u64::MAX, true)?;
+        match Frames::new(&buf).next() {
+            Some(Ok(Frame::Fragment(written))) => Some((written.channel, fragment)),
+            other => panic!("not a fragment: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_higher_priority_channel_goes_before_an_older_backlog() {
+        let mut sender = Sender::new();
+        sender.set_priority(0, 10);
+        for _ in 0..4 {
+            let bulk = Bytes::from(vec![1u8; 10_000]);
+            sender
+                .push(Lane::ReliableOrdered, 1, bulk, u64::MAX)
+                .unwrap();
+        }
+        assert_eq!(next_channel(&mut sender, 1200).unwrap().0, 1);
+        sender
+            .push(
+                Lane::ReliableOrdered,
+                0,
+                Bytes::from_static(b"state"),
+                u64::MAX,
+            )
+            .unwrap();
+        assert_eq!(
+            next_channel(&mut sender, 1200).unwrap().0,
+            0,
+            "jumps the backlog"
+        );
+        assert_eq!(next_channel(&mut sender, 1200).unwrap().0, 1);
+    }
+
+    #[test]
+    fn a_lost_low_priority_fragment_waits_for_fresh_higher_priority_data() {
+        let mut sender = Sender::new();
+        sender.set_priority(0, 10);
+        sender
+            .push(
+                Lane::ReliableOrdered,
+                1,
+                Bytes::from(vec![1u8; 3000]),
+                u64::MAX,
+            )
+            .unwrap();
+        let (_, lost) = next_channel(&mut sender, 1200).unwrap();
+        sender.on_lost(lost);
+        sender
+            .push(
+                Lane::ReliableOrdered,
+                0,
+                Bytes::from_static(b"state"),
+                u64::MAX,
+            )
+            .unwrap();
+        assert_eq!(next_channel(&mut sender, 1200).unwrap().0, 0);
+        let (channel, resent) = next_channel(&mut sender, 1200).unwrap();
+        assert_eq!(
+            (channel, resent.offset),
+            (1, lost.offset),
+            "then the resend"
+        );
+        assert_eq!(sender.priority(0), 10);
+        assert_eq!(sender.priority(1), 0);
+    }
 }

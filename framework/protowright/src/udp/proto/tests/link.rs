@@ -85,6 +85,8 @@ pub(super) struct World {
     pub(super) server_events: Vec<Event>,
     pub(super) client_received: Vec<Message>,
     pub(super) server_received: Vec<Message>,
+    /// When each of `server_received` was read.
+    pub(super) server_received_at: Vec<Instant>,
     /// Whether received reliable bytes are released as they are read.
     pub(super) release: bool,
     /// Drops the client's data packet number `.1` counted from here (`.0`
@@ -122,6 +124,7 @@ impl World {
             server_events: Vec::new(),
             client_received: Vec::new(),
             server_received: Vec::new(),
+            server_received_at: Vec::new(),
             release: true,
             drop_client_data: None,
             server_bytes: BTreeMap::new(),
@@ -326,6 +329,7 @@ impl World {
                 *bytes += message.data.len() as u64;
                 if Some(handle) == self.server_conn {
                     self.server_received.push(message);
+                    self.server_received_at.push(self.now);
                 }
             }
         }

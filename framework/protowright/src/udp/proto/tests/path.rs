@@ -1,7 +1,11 @@
-//! The path: MTU discovery and its black-hole fallback, and congestion
-//! control sharing a bandwidth-limited bottleneck fairly.
+//! The path: MTU discovery and its black-hole fallback, congestion control
+//! sharing a bandwidth-limited bottleneck fairly and keeping its rate under
+//! random loss, and channel priorities keeping game state ahead of a bulk
+//! transfer.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
 
 use super::link::{Bottleneck, Faults, World};
 use super::scenarios::{connected_world, payload, payload_id, send_payloads};
@@ -105,8 +109,15 @@ fn a_path_that_stops_carrying_large_datagrams_falls_back_and_loses_nothing() {
     assert!((1485..=1500).contains(&size), "settled on {size}");
 }
 
-/// Keeps `bytes` queued on each of the client's connections.
-fn top_up(world: &mut World, connections: &[ConnectionHandle], next_id: &mut u32, bytes: u64) {
+/// Keeps `bytes` queued on channel `channel` of each of the client's
+/// connections.
+fn top_up(
+    world: &mut World,
+    connections: &[ConnectionHandle],
+    channel: u32,
+    next_id: &mut u32,
+    bytes: u64,
+) {
     for &handle in connections {
         let queued = world
             .client
@@ -122,7 +133,7 @@ fn top_up(world: &mut World, connections: &[ConnectionHandle], next_id: &mut u32
                 .send(
                     handle,
                     Lane::ReliableOrdered,
-                    0,
+                    channel,
                     payload(*next_id, 16 << 10),
                 )
                 .expect("send");
@@ -169,7 +180,7 @@ fn share_bottleneck(control: CongestionControl, seed: u64) -> (u64, u64) {
         if elapsed >= 12 * SECOND && at_half.is_none() {
             at_half = Some(world.server_bytes.values().copied().collect());
         }
-        top_up(&mut world, &flows, &mut next_id, 256 << 10);
+        top_up(&mut world, &flows, 0, &mut next_id, 256 << 10);
         world.run_until(step, |_| false);
         elapsed += step;
     }
@@ -231,7 +242,7 @@ fn the_model_based_controller_keeps_its_rate_under_random_loss() {
         let flows = [world.client_conn.expect("client")];
         let mut next_id = 0;
         for _ in 0..100 {
-            top_up(&mut world, &flows, &mut next_id, 512 << 10);
+            top_up(&mut world, &flows, 0, &mut next_id, 512 << 10);
             world.run_until(Duration::from_millis(50), |_| false);
         }
         world.server_bytes.values().sum::<u64>()
@@ -241,4 +252,85 @@ fn the_model_based_controller_keeps_its_rate_under_random_loss() {
     eprintln!("5% loss, 5 s: bbr {bbr} bytes, newreno {new_reno} bytes");
     assert!(bbr as f64 >= 0.6 * 5.0 * 8_000_000.0, "bbr delivered {bbr}");
     assert!(bbr > 2 * new_reno, "bbr {bbr}, newreno {new_reno}");
+}
+
+/// A bulk transfer on channel 1 (reliable ordered, 1 MiB kept queued) and
+/// a 30 Hz stream of 64-byte unreliable-sequenced messages on channel 0,
+/// one connection, through an 8 MB/s bottleneck with a one-BDP queue and a
+/// 20 ms idle RTT. Returns the small messages' latencies, send to
+/// delivery, after the first second, and the bytes delivered in all.
+fn game_beside_bulk(game_priority: i32) -> (Vec<Duration>, u64) {
+    let faults = Faults {
+        delay: Duration::from_millis(10),
+        max_datagram: 1500,
+        bottleneck: Some(Bottleneck {
+            rate: 8_000_000,
+            queue: 160_000,
+        }),
+        ..Faults::none()
+    };
+    let mut world = connected_world(Config::default(), faults, 41);
+    let client = world.client_conn.expect("client");
+    world.client.set_priority(client, 0, game_priority);
+    let flows = [client];
+    let start = world.now;
+    let mut next_id = 0;
+    let mut sent_at: Vec<Instant> = Vec::new();
+    let mut latencies = Vec::new();
+    let tick = Duration::from_secs(1) / 30;
+    for _ in 0..300 {
+        top_up(&mut world, &flows, 1, &mut next_id, 1 << 20);
+        let mut game = vec![0u8; 64];
+        game[..4].copy_from_slice(&(sent_at.len() as u32).to_be_bytes());
+        sent_at.push(world.now);
+        world
+            .client
+            .send(client, Lane::UnreliableSequenced, 0, Bytes::from(game))
+            .expect("send");
+        world.run_until(tick, |_| false);
+        // Keep the game messages' arrival times; drop the bulk data.
+        for (message, at) in world
+            .server_received
+            .drain(..)
+            .zip(world.server_received_at.drain(..))
+        {
+            if message.channel != 0 {
+                continue;
+            }
+            let index = u32::from_be_bytes(message.data[..4].try_into().expect("id")) as usize;
+            if sent_at[index] >= start + SECOND {
+                latencies.push(at - sent_at[index]);
+            }
+        }
+    }
+    latencies.sort();
+    (latencies, world.server_bytes.values().sum())
+}
+
+#[test]
+fn game_state_on_a_higher_priority_channel_is_not_stuck_behind_a_bulk_transfer() {
+    // Stated bound: the 99th percentile stays within the idle one-way
+    // delay (10 ms) plus one idle RTT (20 ms) of queueing at the
+    // bottleneck: 30 ms.
+    let (prioritised, delivered) = game_beside_bulk(10);
+    let p99 = prioritised[prioritised.len() * 99 / 100];
+    let p50 = prioritised[prioritised.len() / 2];
+    // Unreliable: the bottleneck's drop-tail queue may take a few.
+    assert!(
+        prioritised.len() >= 260,
+        "{} of 270 arrived",
+        prioritised.len()
+    );
+    assert!(p99 <= Duration::from_millis(30), "p50 {p50:?}, p99 {p99:?}");
+    // While the transfer kept the bottleneck busy: 10 s at 8 MB/s.
+    let utilisation = delivered as f64 / 80_000_000.0;
+    assert!(
+        utilisation >= 0.8,
+        "the transfer used {:.0}%",
+        utilisation * 100.0
+    );
+    eprintln!(
+        "game beside bulk: p50 {p50:?}, p99 {p99:?}, bottleneck {:.0}% used",
+        utilisation * 100.0
+    );
 }
