@@ -117,16 +117,14 @@ pub(super) struct Received {
 }
 
 impl Received {
+    /// Takes in received bytes. The transfer ends at the last of them: how
+    /// long the sender then takes to say it is done (a close over a lossy
+    /// path, say) is not part of it.
     pub(super) fn add(&mut self, data: &[u8]) {
-        self.first.get_or_insert_with(Instant::now);
+        let now = Instant::now();
+        self.first.get_or_insert(now);
+        self.last = Some(now);
         self.checksum.update(data);
-    }
-
-    /// Marks the end of the transfer (the last byte came just before).
-    pub(super) fn finish(&mut self) {
-        if self.first.is_some() {
-            self.last = Some(Instant::now());
-        }
     }
 
     pub(super) fn report(&self) -> Report {

@@ -61,7 +61,6 @@ pub(super) async fn serve(workload: Workload, _amount: Amount) -> anyhow::Result
                 }
                 received.add(&buf[..len]);
             }
-            received.finish();
             received.report().print();
         }
         Workload::Conns10k => anyhow::bail!("kcp has no conns10k workload"),

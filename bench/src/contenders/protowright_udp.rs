@@ -75,7 +75,6 @@ pub(super) async fn serve(workload: Workload, amount: Amount) -> anyhow::Result<
             while let Ok(message) = connection.recv().await {
                 received.add(&message.data);
             }
-            received.finish();
             received.report().print();
         }
         Workload::Rtt64 => {
@@ -147,8 +146,11 @@ pub(super) async fn drive(
         }
         Workload::Conns10k => {}
     }
-    // A graceful close: everything queued is delivered first.
+    // A graceful close: everything queued is delivered first; then stay
+    // until the close has been resent across the drain, in case it was
+    // lost.
     connection.close(0, "done");
     let _ = tokio::time::timeout(Duration::from_secs(60), connection.closed()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), endpoint.wait_idle()).await;
     Ok(())
 }

@@ -125,7 +125,6 @@ async fn serve_on(
             while let Some(chunk) = stream.read_chunk(usize::MAX, true).await? {
                 received.add(&chunk.bytes);
             }
-            received.finish();
             received.report().print();
         }
         Workload::Conns10k => {}

@@ -55,7 +55,6 @@ pub(super) async fn serve(workload: Workload, amount: Amount) -> anyhow::Result<
                 }
                 received.add(&buf[..n]);
             }
-            received.finish();
             received.report().print();
         }
         Workload::Conns10k => unreachable!("handled above"),

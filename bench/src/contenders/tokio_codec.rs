@@ -54,7 +54,6 @@ pub(super) async fn serve(workload: Workload, amount: Amount) -> anyhow::Result<
             while let Some(frame) = framed.next().await {
                 received.add(&Payload::decode(frame?)?.data);
             }
-            received.finish();
             received.report().print();
         }
         Workload::Conns10k => unreachable!("handled above"),

@@ -48,7 +48,6 @@ impl TonicBench for Sink {
             }
         }
         meter.finish();
-        received.finish();
         if messages > 0 {
             let report = if self.bulk {
                 received.report()

@@ -190,6 +190,17 @@ impl Endpoint {
         shut_down(&self.shared, "endpoint shutting down");
     }
 
+    /// Waits until the endpoint holds no connection: every close has been
+    /// sent and resent across its drain period (three probe timeouts), so
+    /// a peer that lost the first close still hears it. Call it before a
+    /// process exits after closing; otherwise a peer that lost the close
+    /// learns of it only at its idle timeout.
+    pub async fn wait_idle(&self) {
+        while self.connection_count() > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
     /// Endpoint-wide counters.
     pub fn stats(&self) -> proto::EndpointStats {
         self.shared.lock().engine.stats()
