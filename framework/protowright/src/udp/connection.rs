@@ -85,6 +85,10 @@ impl Connection {
         &self,
         mut poll: impl FnMut(&mut State) -> Poll<Result<T, Error>>,
     ) -> Result<T, Error> {
+        // The common case, ready at once, skips registering for a wake-up.
+        if let Poll::Ready(result) = poll(&mut self.inner.shared.lock()) {
+            return result;
+        }
         loop {
             let notified = self.inner.notify.notified();
             tokio::pin!(notified);
@@ -201,8 +205,10 @@ impl Connection {
                 .get_mut(&handle)
                 .and_then(|entry| entry.messages.pop_front());
             if let Some(message) = message {
-                if message.lane.is_reliable() {
-                    state.engine.release(handle, message.data.len() as u64);
+                if message.lane.is_reliable()
+                    && state.engine.release(handle, message.data.len() as u64)
+                {
+                    // A window update is due: the driver sends it.
                     self.inner.shared.wake_driver.notify_one();
                 }
                 return Poll::Ready(Ok(message));
@@ -337,8 +343,9 @@ impl AsyncRead for SessionStream {
             if front.is_empty() {
                 entry.session.pop_front();
             }
-            state.engine.release(inner.handle, len as u64);
-            inner.shared.wake_driver.notify_one();
+            if state.engine.release(inner.handle, len as u64) {
+                inner.shared.wake_driver.notify_one();
+            }
             return Poll::Ready(Ok(()));
         }
         if ended {

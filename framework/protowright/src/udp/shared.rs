@@ -1,7 +1,7 @@
 //! State shared between the driver task and the application's handles:
 //! the protocol engine behind one lock, and what each side waits on.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 
@@ -23,7 +23,7 @@ pub(crate) struct Shared {
 #[derive(Debug)]
 pub(crate) struct State {
     pub(crate) engine: Engine,
-    pub(crate) connections: HashMap<ConnectionHandle, ConnectionState>,
+    pub(crate) connections: BTreeMap<ConnectionHandle, ConnectionState>,
     /// Accepted connections not yet taken by `accept`.
     pub(crate) accept_queue: VecDeque<ConnectionHandle>,
     /// Set once the driver stopped; the text says why, if it failed.
@@ -71,7 +71,7 @@ impl Shared {
         Self {
             state: Mutex::new(State {
                 engine,
-                connections: HashMap::new(),
+                connections: BTreeMap::new(),
                 accept_queue: VecDeque::new(),
                 stopped: None,
                 shutting_down: false,

@@ -20,7 +20,7 @@ use super::ranges::RangeSet;
 use super::recv::{Message, Receiver, RecvLimits, Violation};
 use super::rtt::RttEstimator;
 use super::send::{QueueDepths, Sender, SentFragment};
-use super::{Config, DecodeError, SendError};
+use super::{Config, SendError};
 
 /// The close code of a close the application asked for without one.
 pub const CLOSE_NORMAL: u64 = 0;
@@ -33,6 +33,10 @@ const MAX_RECEIVED_RANGES: usize = 256;
 
 /// Ack-eliciting packets received before an ack is sent at once.
 const ACK_EVERY: u32 = 2;
+
+/// Emptied frame lists kept for reuse: enough for a window's packets to
+/// turn over, few enough that an idle connection holds little.
+const MAX_SPARE_FRAME_LISTS: usize = 64;
 
 /// Probe timeouts in a row, at a datagram size above the base, that are
 /// taken for a path-MTU black hole.
@@ -254,6 +258,8 @@ pub struct Connection {
     received: RangeSet,
     /// Reused between acks, so processing one allocates nothing.
     acked_scratch: Vec<(u64, SentPacket)>,
+    /// Frame lists of acknowledged or lost packets, for new packets.
+    spare_frames: Vec<Vec<SentFrame>>,
     largest_received: Option<(u64, Instant)>,
     unacked_eliciting: u32,
     ack_deadline: Option<Instant>,
@@ -377,6 +383,7 @@ impl Connection {
             pacing_until: None,
             received: RangeSet::default(),
             acked_scratch: Vec::new(),
+            spare_frames: Vec::new(),
             largest_received: None,
             unacked_eliciting: 0,
             ack_deadline: None,
@@ -503,14 +510,18 @@ impl Connection {
 
     /// Gives `bytes` of reliable data back to the flow-control window: the
     /// application has consumed them.
-    pub fn release(&mut self, bytes: u64) {
+    /// Returns whether a window update is now due to the peer (so a driver
+    /// knows it has something to send).
+    pub fn release(&mut self, bytes: u64) -> bool {
         self.released += bytes;
         let limit = self.released + self.config.receive_window;
         // Announce a new limit once a quarter window has been consumed.
         if limit >= self.local_max_data + self.config.receive_window / 4 {
             self.local_max_data = limit;
             self.max_data_pending = true;
+            return true;
         }
+        false
     }
 
     /// The next lifecycle event.
@@ -664,22 +675,20 @@ impl Connection {
             return;
         }
         // Decode every frame before acting on any, so a malformed packet is
-        // refused whole.
-        let frames: Result<Vec<Frame<'_>>, DecodeError> = Frames::new(payload).collect();
-        let frames = match frames {
-            Ok(frames) => frames,
-            Err(error) => {
-                self.violation(now, &format!("undecodable frame: {error}"));
-                return;
-            }
-        };
+        // refused whole. Decoding is cheap; a second pass below beats
+        // allocating a list of frames per packet.
+        if let Some(Err(error)) = Frames::new(payload).find(Result::is_err) {
+            self.violation(now, &format!("undecodable frame: {error}"));
+            return;
+        }
+        let frames = Frames::new(payload).map_while(Result::ok);
         self.stats.packets_received += 1;
         self.stats.bytes_received += size as u64;
         self.last_received = now;
         let mut eliciting = false;
-        for frame in &frames {
+        for frame in frames {
             eliciting |= frame.is_ack_eliciting();
-            if let Err(violation) = self.handle_frame(now, frame) {
+            if let Err(violation) = self.handle_frame(now, &frame) {
                 self.violation(now, &violation);
                 return;
             }
@@ -816,13 +825,15 @@ impl Connection {
             }
             self.controller
                 .on_ack(now, packet.time, packet.size, &self.rtt, packet.app_limited);
-            for frame in packet.frames {
+            let mut frames = packet.frames;
+            for frame in frames.drain(..) {
                 match frame {
                     SentFrame::Fragment(fragment) => self.sender.on_acked(fragment),
                     SentFrame::Welcome => self.welcome_pending = false,
                     SentFrame::MaxData | SentFrame::Ping => {}
                 }
             }
+            self.recycle_frames(frames);
         }
         self.acked_scratch = newly_acked;
         self.delivery.delivered += acked_bytes;
@@ -923,7 +934,8 @@ impl Connection {
             lost_bytes += packet.size;
             first_lost.get_or_insert((number, packet.time));
             last_lost = Some((number, packet.time));
-            for frame in packet.frames {
+            let mut frames = packet.frames;
+            for frame in frames.drain(..) {
                 match frame {
                     SentFrame::Fragment(fragment) => self.sender.on_lost(fragment),
                     SentFrame::Welcome => self.welcome_pending = true,
@@ -931,6 +943,7 @@ impl Connection {
                     SentFrame::Ping => {}
                 }
             }
+            self.recycle_frames(frames);
         }
         let (Some((first_number, first_time)), Some((last_number, last_time))) =
             (first_lost, last_lost)
@@ -1191,7 +1204,7 @@ impl Connection {
                 self.ack_now = false;
             }
         }
-        let mut frames = Vec::new();
+        let mut frames = self.spare_frames.pop().unwrap_or_default();
         if eliciting {
             self.write_eliciting(buf, end, &mut frames);
         }
@@ -1226,8 +1239,19 @@ impl Connection {
                     frames,
                 },
             );
+        } else {
+            self.recycle_frames(frames);
         }
         Some(self.sent_datagram(size))
+    }
+
+    /// Keeps an emptied frame list for the next packet, so sending and
+    /// acknowledging allocate nothing once a connection is warm.
+    fn recycle_frames(&mut self, mut frames: Vec<SentFrame>) {
+        if self.spare_frames.len() < MAX_SPARE_FRAME_LISTS && frames.capacity() > 0 {
+            frames.clear();
+            self.spare_frames.push(frames);
+        }
     }
 
     /// The delivery-rate state to remember with a packet sent now. A

@@ -216,8 +216,10 @@ impl Endpoint {
     }
 
     /// Gives consumed reliable bytes back to a connection's window.
-    pub fn release(&mut self, handle: ConnectionHandle, bytes: u64) {
-        self.with(handle, |connection| connection.release(bytes));
+    /// Returns whether a window update is now due (something to send).
+    pub fn release(&mut self, handle: ConnectionHandle, bytes: u64) -> bool {
+        self.with(handle, |connection| connection.release(bytes))
+            .unwrap_or(false)
     }
 
     /// Closes a connection gracefully (see [`Connection::close`]).
