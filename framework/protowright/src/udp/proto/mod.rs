@@ -20,10 +20,12 @@
 //! - `cookie`: stateless address validation for the handshake.
 //! - `connection`: one connection: handshake, acks, RFC 9002 loss
 //!   recovery, flow control, keepalive and close.
-//! - `send`, `recv`: a connection's message queues, fragmentation and
-//!   reassembly per delivery lane.
-//! - `rtt`, `congestion`: RTT estimation and congestion control (NewReno,
-//!   behind the [`Controller`] trait) with pacing.
+//! - `send`, `recv`: a connection's message queues per priority,
+//!   fragmentation and reassembly per delivery lane.
+//! - `rtt`, `congestion`: RTT estimation and congestion control (the
+//!   model-based default and NewReno, behind the [`Controller`] trait, fed
+//!   delivery-rate samples) with pacing.
+//! - `mtu`: path MTU discovery with black-hole fallback.
 //! - `endpoint`: connections by id, the server's handshake, timers.
 
 mod coding;
