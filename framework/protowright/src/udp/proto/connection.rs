@@ -1116,8 +1116,13 @@ impl Connection {
             self.cookie_hellos += 1;
             self.last_hello_at = Some(now);
         }
-        // Resend with backoff until the server answers.
+        // Resend with backoff until the server answers, spread by up to
+        // half the backoff (drawn from the random connection id), so
+        // clients whose first hellos were dropped together do not all
+        // come back in the same instant.
         let backoff = self.config.initial_rtt * (1 << self.hello_attempts.min(5));
+        let spread = (self.local_cid.rotate_left(self.hello_attempts * 8) % 512) as u32;
+        let backoff = backoff + backoff * spread / 1024;
         self.hello_attempts += 1;
         self.hello_due = Some(now + backoff.max(Duration::from_millis(10)));
         Some(self.sent_datagram(buf.len() - start))

@@ -141,6 +141,11 @@ impl Endpoint {
         self.live
     }
 
+    /// Entries in the timer queue: at most one per connection.
+    pub fn timer_entries(&self) -> usize {
+        self.timers.len()
+    }
+
     /// Endpoint-wide counters.
     pub fn stats(&self) -> EndpointStats {
         self.stats

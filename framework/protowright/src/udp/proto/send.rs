@@ -494,6 +494,14 @@ mod tests {
         }
     }
 
+    /// Queues a small reliable message on channel 0.
+    fn queue_state(sender: &mut Sender) {
+        let state = Bytes::from_static(b"state");
+        sender
+            .push(Lane::ReliableOrdered, 0, state, u64::MAX)
+            .unwrap();
+    }
+
     #[test]
     fn a_higher_priority_channel_goes_before_an_older_backlog() {
         let mut sender = Sender::new();
@@ -505,14 +513,7 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(next_channel(&mut sender, 1200).unwrap().0, 1);
-        sender
-            .push(
-                Lane::ReliableOrdered,
-                0,
-                Bytes::from_static(b"state"),
-                u64::MAX,
-            )
-            .unwrap();
+        queue_state(&mut sender);
         assert_eq!(
             next_channel(&mut sender, 1200).unwrap().0,
             0,
@@ -535,14 +536,7 @@ mod tests {
             .unwrap();
         let (_, lost) = next_channel(&mut sender, 1200).unwrap();
         sender.on_lost(lost);
-        sender
-            .push(
-                Lane::ReliableOrdered,
-                0,
-                Bytes::from_static(b"state"),
-                u64::MAX,
-            )
-            .unwrap();
+        queue_state(&mut sender);
         assert_eq!(next_channel(&mut sender, 1200).unwrap().0, 0);
         let (channel, resent) = next_channel(&mut sender, 1200).unwrap();
         assert_eq!(

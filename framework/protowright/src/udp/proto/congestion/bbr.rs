@@ -337,8 +337,6 @@ impl Controller for Bbr {
         self.window
     }
 
-    fn on_sent(&mut self, _now: Instant, _bytes: u64) {}
-
     fn on_ack(
         &mut self,
         _now: Instant,

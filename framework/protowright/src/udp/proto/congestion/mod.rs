@@ -28,8 +28,11 @@ pub trait Controller: Debug + Send {
     /// The most bytes that may be in flight.
     fn window(&self) -> u64;
 
-    /// A packet of `bytes` counted in flight was sent at `now`.
-    fn on_sent(&mut self, now: Instant, bytes: u64);
+    /// A packet of `bytes` counted in flight was sent at `now`. The
+    /// default ignores it (both built-in controllers learn from acks).
+    fn on_sent(&mut self, now: Instant, bytes: u64) {
+        let _ = (now, bytes);
+    }
 
     /// A packet of `bytes` sent at `sent` was acked. `app_limited` tells that
     /// the sender had less to send than the window allowed when it was sent,

@@ -56,8 +56,6 @@ impl Controller for NewReno {
         self.window
     }
 
-    fn on_sent(&mut self, _now: Instant, _bytes: u64) {}
-
     fn on_ack(
         &mut self,
         _now: Instant,

@@ -1,7 +1,7 @@
 //! The path: MTU discovery and its black-hole fallback, congestion control
 //! sharing a bandwidth-limited bottleneck fairly and keeping its rate under
-//! random loss, and channel priorities keeping game state ahead of a bulk
-//! transfer.
+//! random loss, channel priorities keeping game state ahead of a bulk
+//! transfer, and one endpoint holding ten thousand connections.
 
 use std::time::{Duration, Instant};
 
@@ -333,4 +333,35 @@ fn game_state_on_a_higher_priority_channel_is_not_stuck_behind_a_bulk_transfer()
         "game beside bulk: p50 {p50:?}, p99 {p99:?}, bottleneck {:.0}% used",
         utilisation * 100.0
     );
+}
+
+#[test]
+fn one_endpoint_holds_ten_thousand_idle_connections_with_one_timer_entry_each() {
+    const CONNECTIONS: usize = 10_000;
+    let mut world = World::new(Config::default(), Faults::none(), 51);
+    // Clients arrive 500 per 20 ms, as a busy server sees them.
+    for _ in 0..CONNECTIONS / 500 {
+        for _ in 0..500 {
+            world
+                .client
+                .connect(world.now, world.server_addr)
+                .expect("connect");
+        }
+        world.run_until(Duration::from_millis(20), |_| false);
+    }
+    assert!(
+        world.run_until(10 * SECOND, |w| w.server_bytes.len() == CONNECTIONS),
+        "{} connected",
+        world.server_bytes.len()
+    );
+    // Idle for two keepalive intervals: every connection stays up, and
+    // each costs one entry in its endpoint's timer queue.
+    world.run_until(11 * SECOND, |_| false);
+    assert_eq!(world.server.connection_count(), CONNECTIONS);
+    assert_eq!(world.client.connection_count(), CONNECTIONS);
+    assert_eq!(world.server.timer_entries(), CONNECTIONS);
+    assert_eq!(world.client.timer_entries(), CONNECTIONS);
+    // Compact state: the connection's fixed part, before any message.
+    let size = std::mem::size_of::<crate::udp::proto::connection::Connection>();
+    assert!(size <= 2048, "a connection is {size} bytes");
 }

@@ -586,3 +586,38 @@ fn a_packet_with_too_few_acked_above_it_is_lost_after_nine_eighths_of_an_rtt() {
         "took {took:?}, expected about {expected:?} (RTT {rtt:?})"
     );
 }
+
+#[test]
+fn clients_whose_hellos_were_lost_together_retry_at_different_times() {
+    let faults = Faults {
+        loss: 1.0,
+        ..Faults::none()
+    };
+    let mut world = World::new(Config::default(), faults, 22);
+    let handles: Vec<_> = (0..20)
+        .map(|_| {
+            world
+                .client
+                .connect(world.now, world.server_addr)
+                .expect("connect")
+        })
+        .collect();
+    world.run_until(Duration::from_millis(1), |_| false);
+    let mut resends: Vec<_> = handles
+        .iter()
+        .map(|&handle| {
+            let connection = world.client.connection(handle).expect("connection");
+            connection.poll_timeout().expect("a resend is due")
+        })
+        .collect();
+    resends.sort();
+    resends.dedup();
+    // Spread over half the 100 ms backoff: almost every client differs.
+    assert!(
+        resends.len() >= 15,
+        "{} distinct resend times",
+        resends.len()
+    );
+    let spread = *resends.last().unwrap() - resends[0];
+    assert!(spread >= Duration::from_millis(20), "spread {spread:?}");
+}
