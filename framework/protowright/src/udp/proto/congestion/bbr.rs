@@ -299,18 +299,15 @@ impl Bbr {
     fn update_ack_aggregation(&mut self, now: Instant, sample: &RateSample) {
         let bandwidth = self.bandwidth();
         let start = *self.ack_epoch_start.get_or_insert(now);
-        let expected =
-            (bandwidth as f64 * now.saturating_duration_since(start).as_secs_f64()) as u64;
+        let elapsed = now.saturating_duration_since(start).as_secs_f64();
+        let mut expected = (bandwidth as f64 * elapsed) as u64;
         if self.ack_epoch_acked <= expected {
+            // The acks fell behind the estimate: a new epoch starts here.
             self.ack_epoch_acked = 0;
             self.ack_epoch_start = Some(now);
+            expected = 0;
         }
         self.ack_epoch_acked += sample.acked_bytes;
-        let expected = if self.ack_epoch_acked == sample.acked_bytes {
-            0
-        } else {
-            expected
-        };
         let extra = self
             .ack_epoch_acked
             .saturating_sub(expected)
