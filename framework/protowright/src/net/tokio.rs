@@ -236,3 +236,62 @@ impl Datagram for TokioDatagram {
         self.socket.local_addr()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn pair() -> (TokioDatagram, TokioDatagram) {
+        let bind = || async {
+            let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+            TokioDatagram::new(socket).expect("set up")
+        };
+        (bind().await, bind().await)
+    }
+
+    #[tokio::test]
+    async fn a_segmented_send_arrives_as_its_datagrams_through_recv_from() {
+        // Three 1000-byte datagrams and a shorter last one in one call; the
+        // kernel may coalesce them on receipt (GRO), and recv_from still
+        // hands them over one at a time, in order.
+        let (sender, receiver) = pair().await;
+        let target = receiver.local_addr().expect("address");
+        let mut contents = Vec::new();
+        for index in 0..4u8 {
+            let len = if index == 3 { 300 } else { 1000 };
+            contents.extend(std::iter::repeat_n(index, len));
+        }
+        sender
+            .send_segments(&contents, 1000, target)
+            .await
+            .expect("send");
+        let mut buf = vec![0u8; 65_536];
+        for index in 0..4u8 {
+            let (len, source) = receiver.recv_from(&mut buf).await.expect("receive");
+            assert_eq!(source, sender.local_addr().expect("address"));
+            assert_eq!(len, if index == 3 { 300 } else { 1000 });
+            assert!(
+                buf[..len].iter().all(|&byte| byte == index),
+                "datagram {index}"
+            );
+        }
+        assert_eq!(receiver.try_recv_from(&mut buf).expect("try"), None);
+    }
+
+    #[tokio::test]
+    async fn recv_segments_reports_the_stride_of_what_arrived() {
+        let (sender, receiver) = pair().await;
+        let target = receiver.local_addr().expect("address");
+        sender
+            .send_segments(&[7u8; 2500], 1000, target)
+            .await
+            .expect("send");
+        let mut buf = vec![0u8; 65_536];
+        let mut lens = Vec::new();
+        while lens.iter().sum::<usize>() < 2500 {
+            let segments = receiver.recv_segments(&mut buf).await.expect("receive");
+            lens.extend(segments.ranges().map(|range| range.len()));
+        }
+        assert_eq!(lens, [1000, 1000, 500]);
+    }
+}

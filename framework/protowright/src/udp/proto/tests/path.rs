@@ -109,6 +109,21 @@ fn a_path_that_stops_carrying_large_datagrams_falls_back_and_loses_nothing() {
     assert!((1485..=1500).contains(&size), "settled on {size}");
 }
 
+/// A path with a 20 ms RTT, an MTU of 1500 and a bottleneck of `rate`
+/// bytes per second behind a drop-tail queue of one bandwidth-delay
+/// product.
+fn bottleneck_path(rate: u64) -> Faults {
+    Faults {
+        delay: Duration::from_millis(10),
+        max_datagram: 1500,
+        bottleneck: Some(Bottleneck {
+            rate,
+            queue: rate / 50,
+        }),
+        ..Faults::none()
+    }
+}
+
 /// Keeps `bytes` queued on channel `channel` of each of the client's
 /// connections.
 fn top_up(
@@ -152,15 +167,7 @@ fn share_bottleneck(control: CongestionControl, seed: u64) -> (u64, u64) {
         congestion_control: control,
         ..Config::default()
     };
-    let faults = Faults {
-        delay: Duration::from_millis(10),
-        max_datagram: 1500,
-        bottleneck: Some(Bottleneck {
-            rate: RATE,
-            queue: RATE / 50,
-        }),
-        ..Faults::none()
-    };
+    let faults = bottleneck_path(RATE);
     let mut world = connected_world(config, faults, seed);
     let first = world.client_conn.expect("client");
     let mut flows = vec![first];
@@ -229,14 +236,8 @@ fn the_model_based_controller_keeps_its_rate_under_random_loss() {
             ..Config::default()
         };
         let faults = Faults {
-            delay: Duration::from_millis(10),
             loss: 0.05,
-            max_datagram: 1500,
-            bottleneck: Some(Bottleneck {
-                rate: 8_000_000,
-                queue: 160_000,
-            }),
-            ..Faults::none()
+            ..bottleneck_path(8_000_000)
         };
         let mut world = connected_world(config, faults, 31);
         let flows = [world.client_conn.expect("client")];
@@ -260,15 +261,7 @@ fn the_model_based_controller_keeps_its_rate_under_random_loss() {
 /// 20 ms idle RTT. Returns the small messages' latencies, send to
 /// delivery, after the first second, and the bytes delivered in all.
 fn game_beside_bulk(game_priority: i32) -> (Vec<Duration>, u64) {
-    let faults = Faults {
-        delay: Duration::from_millis(10),
-        max_datagram: 1500,
-        bottleneck: Some(Bottleneck {
-            rate: 8_000_000,
-            queue: 160_000,
-        }),
-        ..Faults::none()
-    };
+    let faults = bottleneck_path(8_000_000);
     let mut world = connected_world(Config::default(), faults, 41);
     let client = world.client_conn.expect("client");
     world.client.set_priority(client, 0, game_priority);
