@@ -34,7 +34,7 @@ pub mod udp;
 pub mod v1;
 
 pub use error::ConnectionError;
-pub use schema::{Delivery, MessageInfo, Method, Protocol};
+pub use schema::{Delivery, MAX_CHANNELS, MessageInfo, Method, Outgoing, Protocol, Route};
 
 /// Re-exports for generated code, so a user's crate needs no direct
 /// dependency on them. Not part of the public API.

@@ -9,6 +9,11 @@
 
 pub use crate::v1::Delivery;
 
+/// The most channels a connection has (channel ids `0..MAX_CHANNELS`).
+/// `protowright-build` refuses a schema whose `channel` option is not below
+/// it, so a protocol that builds never names a channel a connection lacks.
+pub const MAX_CHANNELS: u32 = 256;
+
 /// Delivery settings of a generated message type, from its schema options.
 pub trait MessageInfo {
     /// The message's fully qualified protobuf name, e.g. `game.v1.PlayerState`.
@@ -39,6 +44,51 @@ pub trait Protocol: prost::Message + Default + Sized {
     fn into_kind(self) -> Option<Self::Kind>;
     /// The protobuf name of the message the root holds, for logs and errors.
     fn kind_name(&self) -> Option<&'static str>;
+}
+
+/// How one message travels: the delivery, channel and size limit its
+/// schema options give it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// The message's fully qualified protobuf name.
+    pub name: &'static str,
+    /// Its delivery (`option (protowright.v1.delivery)`).
+    pub delivery: Delivery,
+    /// Its channel (`option (protowright.v1.channel)`).
+    pub channel: u32,
+    /// Its size limit (`option (protowright.v1.max_size)`), if any.
+    pub max_size: Option<u32>,
+}
+
+impl Route {
+    /// The route the schema options of `M` give it.
+    pub const fn of<M: MessageInfo>() -> Self {
+        Self {
+            name: M::NAME,
+            delivery: M::DELIVERY,
+            channel: M::CHANNEL,
+            max_size: M::MAX_SIZE,
+        }
+    }
+}
+
+/// A message a connection can send: a protocol root, or one of the
+/// messages its `oneof` lists.
+///
+/// `protowright-build` implements it for every protocol root and for every
+/// message listed in exactly one root of the same build, so
+/// `connection.send(chat_line)` needs no type annotation: the message knows
+/// its protocol (what the receiver decodes) and its route (the delivery and
+/// channel from its schema options). A message listed in several roots is
+/// sent by wrapping it in the root it is meant for: `Root::from(message)`.
+pub trait Outgoing: Send + 'static {
+    /// The protocol root the receiver decodes.
+    type Protocol: Protocol;
+    /// The delivery, channel and size limit of this message. For a root,
+    /// those of the message it holds (the root's own when it holds none).
+    fn route(&self) -> Route;
+    /// The root holding this message.
+    fn into_root(self) -> Self::Protocol;
 }
 
 /// A service method, as generated from the schema.

@@ -355,7 +355,7 @@ impl<S: Service> Driver<S> {
                     reason: "an envelope arrived without a kind".into(),
                 });
             }
-            Err(_) => tracing::debug!(
+            Ok(Kind::Message) | Err(_) => tracing::debug!(
                 peer = self.shared.peer(),
                 kind = envelope.kind,
                 "ignoring an envelope of a kind this build does not know"

@@ -49,7 +49,7 @@ pub struct Envelope {
     /// The method's numeric id, generated from the schema (see options.proto).
     #[prost(uint32, tag = "3")]
     pub method: u32,
-    /// The protobuf encoding of the request or response message.
+    /// The protobuf encoding of the request, response or protocol message.
     #[prost(bytes = "bytes", tag = "4")]
     pub body: ::prost::bytes::Bytes,
     /// Set on responses that failed (absent means OK), and on GOAWAY.
@@ -90,6 +90,11 @@ pub enum Kind {
     /// or was over its connection limit); `status` says why. Calls already sent
     /// still complete. Open a new connection for new calls.
     Goaway = 7,
+    /// A protocol message (not a call): `body` holds the encoding of the
+    /// protocol's root message. The receiver hands it to the application's
+    /// message stream; nothing answers it. Over TCP every protocol message
+    /// travels this way, in order with everything else on the connection.
+    Message = 8,
 }
 impl Kind {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -106,6 +111,7 @@ impl Kind {
             Self::Ping => "KIND_PING",
             Self::Pong => "KIND_PONG",
             Self::Goaway => "KIND_GOAWAY",
+            Self::Message => "KIND_MESSAGE",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -119,6 +125,7 @@ impl Kind {
             "KIND_PING" => Some(Self::Ping),
             "KIND_PONG" => Some(Self::Pong),
             "KIND_GOAWAY" => Some(Self::Goaway),
+            "KIND_MESSAGE" => Some(Self::Message),
             _ => None,
         }
     }

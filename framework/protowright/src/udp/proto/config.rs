@@ -39,7 +39,10 @@ pub struct Config {
     /// Default 1 MiB.
     pub unreliable_buffer: u64,
     /// Ordered channels per connection (channel ids `0..channels`), for the
-    /// reliable-ordered and unreliable-sequenced deliveries. Default 16.
+    /// reliable-ordered and unreliable-sequenced deliveries. Default and
+    /// ceiling [`MAX_CHANNELS`](crate::MAX_CHANNELS) (256), which is what
+    /// `protowright-build` lets a schema name; channel state is made only
+    /// for channels in use, so unused ones cost nothing.
     pub channels: u32,
     /// A connection that hears nothing for this long is closed. Default 15 s.
     pub idle_timeout: Duration,
@@ -79,7 +82,7 @@ impl Default for Config {
             receive_window: 16 << 20,
             send_buffer: 16 << 20,
             unreliable_buffer: 1 << 20,
-            channels: 16,
+            channels: crate::MAX_CHANNELS,
             idle_timeout: Duration::from_secs(15),
             keepalive_interval: Duration::from_secs(5),
             max_ack_delay: Duration::from_millis(5),
@@ -124,8 +127,8 @@ pub enum ConfigError {
     /// The largest message is above what the protocol carries.
     #[error("max_message_size {0} is above the protocol's 1 GiB")]
     MessageTooLarge(u64),
-    /// No channels.
-    #[error("channels must be at least 1")]
+    /// No channels, or more than the protocol's ceiling.
+    #[error("channels must be between 1 and {}", crate::MAX_CHANNELS)]
     NoChannels,
     /// A timeout of zero.
     #[error("{0} must be above zero")]
@@ -164,7 +167,7 @@ impl Config {
                 max_message: self.max_message_size,
             });
         }
-        if self.channels == 0 {
+        if self.channels == 0 || self.channels > crate::MAX_CHANNELS {
             return Err(ConfigError::NoChannels);
         }
         for (name, value) in [
