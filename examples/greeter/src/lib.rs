@@ -6,13 +6,9 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use std::net::Ipv4Addr;
-use std::sync::Arc;
-
 use protowright::net::Net;
-use protowright::rpc::{self as rpc_mod, Channel, NoService, Status};
-use protowright::tcp::{self, ClientConfig, Server, ServerConfig, ServerHandle};
-use protowright::udp;
+use protowright::rpc::{Channel, Status};
+use protowright::{Client, ClientConfig, Server, ServerConfig, ServerHandle, Transport};
 
 /// The types and glue generated from `greeter.proto`.
 pub mod pb {
@@ -47,75 +43,33 @@ impl Greeter for Host {
     }
 }
 
-/// Starts a greeter server on `addr` over `net`; returns its address and a
-/// handle to shut it down. The server runs on a task of its own.
-pub async fn serve<N: Net>(net: N, addr: SocketAddr) -> anyhow::Result<(SocketAddr, ServerHandle)> {
-    let server = Server::bind(
-        net,
-        addr,
-        GreeterServer::new(Host::default()),
-        ServerConfig::default(),
-    )
-    .await?;
+/// Starts a greeter server on `addr` over `net` and `transport`; returns
+/// its address and a handle to shut it down. The server runs on a task of
+/// its own.
+pub async fn serve<N: Net>(
+    net: N,
+    transport: Transport,
+    addr: SocketAddr,
+) -> anyhow::Result<(SocketAddr, ServerHandle)> {
+    let server = Server::bind(net, transport, addr, ServerConfig::default()).await?;
     let bound = server.local_addr();
     let handle = server.handle();
-    tokio::spawn(server.run());
+    tokio::spawn(server.serve(GreeterServer::new(Host::default())));
     Ok((bound, handle))
-}
-
-/// Starts a greeter server over reliable UDP on `addr`: every accepted
-/// connection runs an RPC session of the same generated service.
-/// Returns the endpoint; [`udp::Endpoint::shutdown`] stops it.
-pub async fn serve_udp<N: Net>(net: N, addr: SocketAddr) -> anyhow::Result<udp::Endpoint> {
-    let endpoint = udp::Endpoint::server(&net, addr, udp::Config::default()).await?;
-    let service = Arc::new(GreeterServer::new(Host::default()));
-    let accepting = endpoint.clone();
-    tokio::spawn(async move {
-        while let Some(connection) = accepting.accept().await {
-            let session = connection.rpc(service.clone(), rpc_mod::Config::default());
-            tokio::spawn(async move {
-                // The session ends when the client closes the connection.
-                let _ = session.closed().await;
-                drop(connection);
-            });
-        }
-    });
-    Ok(endpoint)
-}
-
-/// Connects to a greeter over reliable UDP and exercises it with the same
-/// generated client as over TCP.
-pub async fn visit_udp<N: Net>(
-    net: N,
-    server: SocketAddr,
-    seed: u64,
-) -> anyhow::Result<Transcript> {
-    let config = udp::Config {
-        seed: Some(seed),
-        ..udp::Config::default()
-    };
-    let endpoint = udp::Endpoint::client(&net, (Ipv4Addr::UNSPECIFIED, 0).into(), config).await?;
-    let connection = endpoint.connect(server).await?;
-    let session = connection.rpc(NoService, rpc_mod::Config::default());
-    let transcript = exercise(&GreeterClient::new(session.client())).await;
-    session.close();
-    connection.close(0, "done");
-    let _ = connection.closed().await;
-    Ok(transcript)
 }
 
 /// What the client saw: one line per step.
 pub type Transcript = Vec<String>;
 
-/// Connects to `server` over `net` with a reconnecting TCP client and
-/// exercises the service: a greeting, a refused request, a missed deadline
-/// and a burst of concurrent calls.
-pub async fn visit<N: Net>(net: N, server: SocketAddr, seed: u64) -> anyhow::Result<Transcript> {
-    let config = ClientConfig {
-        seed: Some(seed),
-        ..ClientConfig::default()
-    };
-    let client = tcp::Client::connect(net, server, config)?;
+/// Connects to `server` over `net` and `transport` with a reconnecting
+/// client and exercises the service: a greeting, a refused request, a
+/// missed deadline and a burst of concurrent calls.
+pub async fn visit<N: Net>(
+    net: N,
+    transport: Transport,
+    server: SocketAddr,
+) -> anyhow::Result<Transcript> {
+    let client = Client::connect(net, transport, server, ClientConfig::default()).await?;
     let transcript = exercise(&GreeterClient::new(client.clone())).await;
     client.close();
     Ok(transcript)

@@ -5,15 +5,19 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use greeter::pb::GreeterClient;
-use greeter::{Host, Transcript, exercise, serve, serve_udp, visit, visit_udp};
+use greeter::{Host, Transcript, exercise, serve, visit};
+use protowright::Transport;
 use protowright::net::Tokio;
 use protowright_sim::Turmoil;
 
 fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        print("over loopback TCP", loopback().await?);
-        print("over reliable UDP on loopback", loopback_udp().await?);
+        print("over loopback TCP", loopback(Transport::Tcp).await?);
+        print(
+            "over reliable UDP on loopback",
+            loopback(Transport::Udp).await?,
+        );
         print(
             "in memory (no sockets)",
             exercise(&GreeterClient::in_memory(Host::default())).await,
@@ -22,32 +26,25 @@ fn main() -> anyhow::Result<()> {
     })?;
     print(
         "in a turmoil simulation (seed 7, 5-20 ms latency)",
-        simulation(false)?,
+        simulation(Transport::Tcp)?,
     );
     print(
         "over reliable UDP in a turmoil simulation (seed 7, 5-20 ms latency)",
-        simulation(true)?,
+        simulation(Transport::Udp)?,
     );
     Ok(())
 }
 
-async fn loopback() -> anyhow::Result<Transcript> {
-    let (server, handle) = serve(Tokio, (Ipv4Addr::LOCALHOST, 0).into()).await?;
-    let transcript = visit(Tokio, server, 7).await?;
+async fn loopback(transport: Transport) -> anyhow::Result<Transcript> {
+    let (server, handle) = serve(Tokio, transport, (Ipv4Addr::LOCALHOST, 0).into()).await?;
+    let transcript = visit(Tokio, transport, server).await?;
     handle.shutdown().await;
     Ok(transcript)
 }
 
-async fn loopback_udp() -> anyhow::Result<Transcript> {
-    let endpoint = serve_udp(Tokio, (Ipv4Addr::LOCALHOST, 0).into()).await?;
-    let transcript = visit_udp(Tokio, endpoint.local_addr(), 7).await?;
-    endpoint.shutdown();
-    Ok(transcript)
-}
-
-/// Runs the greeter on two turmoil hosts (seed 7, 5-20 ms latency), over
-/// TCP or over reliable UDP.
-fn simulation(udp: bool) -> anyhow::Result<Transcript> {
+/// Runs the greeter on two turmoil hosts (seed 7, 5-20 ms latency).
+fn simulation(transport: Transport) -> anyhow::Result<Transcript> {
+    protowright_sim::reseed(7);
     let mut sim = turmoil::Builder::new()
         .rng_seed(7)
         .min_message_latency(Duration::from_millis(5))
@@ -56,28 +53,16 @@ fn simulation(udp: bool) -> anyhow::Result<Transcript> {
     sim.host("server", move || async move {
         let addr = (Ipv4Addr::UNSPECIFIED, 9000).into();
         // Hold the server until the simulation ends.
-        let _held = if udp {
-            (
-                None,
-                Some(serve_udp(Turmoil, addr).await.map_err(|e| e.to_string())?),
-            )
-        } else {
-            (
-                Some(serve(Turmoil, addr).await.map_err(|e| e.to_string())?),
-                None,
-            )
-        };
+        let _held = serve(Turmoil, transport, addr)
+            .await
+            .map_err(|e| e.to_string())?;
         std::future::pending::<()>().await;
         Ok(())
     });
     let (sender, receiver) = std::sync::mpsc::channel();
     sim.client("client", async move {
         let server: SocketAddr = (turmoil::lookup("server"), 9000).into();
-        let transcript = if udp {
-            visit_udp(Turmoil, server, 7).await
-        } else {
-            visit(Turmoil, server, 7).await
-        };
+        let transcript = visit(Turmoil, transport, server).await;
         let _ = sender.send(transcript.map_err(|e| e.to_string())?);
         Ok(())
     });

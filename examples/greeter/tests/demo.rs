@@ -1,16 +1,20 @@
-//! The demo's three runs tell the same story.
+//! The demo's runs tell the same story: in memory, over both transports on
+//! loopback, and over both in a simulation.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
 
 use greeter::pb::GreeterClient;
 use greeter::{Host, Transcript, exercise, serve, visit};
+use protowright::Transport;
 use protowright::net::Tokio;
+use protowright_sim::Turmoil;
 
-fn expected() -> Transcript {
+fn expected(server: &str) -> Transcript {
     vec![
         "say_hello(Ada)        -> ok: Hello, Ada!".to_owned(),
         "say_hello(\"\")         -> error: INVALID_ARGUMENT: a name is required to say hello".to_owned(),
-        "say_hello(slow, 50ms) -> error: DEADLINE_EXCEEDED: /greeter.v1.Greeter/SayHello got no response from in-memory server within 50ms".to_owned(),
+        format!("say_hello(slow, 50ms) -> error: DEADLINE_EXCEEDED: /greeter.v1.Greeter/SayHello got no response from {server} within 50ms"),
         "100 concurrent visits -> 100 counted".to_owned(),
     ]
 }
@@ -18,50 +22,37 @@ fn expected() -> Transcript {
 #[tokio::test(start_paused = true)]
 async fn in_memory_the_greeter_greets_refuses_times_out_and_counts() {
     let transcript = exercise(&GreeterClient::in_memory(Host::default())).await;
-    assert_eq!(transcript, expected());
+    assert_eq!(transcript, expected("in-memory server"));
+}
+
+async fn over_loopback(transport: Transport) {
+    let (server, handle) = serve(Tokio, transport, (Ipv4Addr::LOCALHOST, 0).into())
+        .await
+        .unwrap();
+    let transcript = visit(Tokio, transport, server).await.unwrap();
+    handle.shutdown().await;
+    assert_eq!(transcript, expected(&server.to_string()), "{transport}");
 }
 
 #[tokio::test]
 async fn over_loopback_tcp_the_greeter_behaves_the_same() {
-    let (server, handle) = serve(Tokio, (Ipv4Addr::LOCALHOST, 0).into()).await.unwrap();
-    let transcript = visit(Tokio, server, 1).await.unwrap();
-    handle.shutdown().await;
-    let expected: Transcript = expected()
-        .into_iter()
-        .map(|line| line.replace("in-memory server", &server.to_string()))
-        .collect();
-    assert_eq!(transcript, expected);
+    over_loopback(Transport::Tcp).await;
 }
 
 #[tokio::test]
-async fn over_reliable_udp_the_same_generated_client_behaves_the_same() {
-    let endpoint = greeter::serve_udp(Tokio, (Ipv4Addr::LOCALHOST, 0).into())
-        .await
-        .unwrap();
-    let server = endpoint.local_addr();
-    let transcript = greeter::visit_udp(Tokio, server, 1).await.unwrap();
-    endpoint.shutdown();
-    let expected: Transcript = expected()
-        .into_iter()
-        .map(|line| line.replace("in-memory server", &server.to_string()))
-        .collect();
-    assert_eq!(transcript, expected);
+async fn over_loopback_reliable_udp_the_same_generated_client_behaves_the_same() {
+    over_loopback(Transport::Udp).await;
 }
 
-#[test]
-fn over_reliable_udp_in_a_simulation_the_greeter_behaves_the_same() {
-    use std::net::SocketAddr;
-    use std::time::Duration;
-
-    use protowright_sim::Turmoil;
-
+fn in_simulation(transport: Transport) {
+    protowright_sim::reseed(3);
     let mut sim = turmoil::Builder::new()
         .rng_seed(3)
         .min_message_latency(Duration::from_millis(5))
         .max_message_latency(Duration::from_millis(20))
         .build();
-    sim.host("server", || async {
-        let _endpoint = greeter::serve_udp(Turmoil, (Ipv4Addr::UNSPECIFIED, 9000).into())
+    sim.host("server", move || async move {
+        let _server = serve(Turmoil, transport, (Ipv4Addr::UNSPECIFIED, 9000).into())
             .await
             .map_err(|e| e.to_string())?;
         std::future::pending::<()>().await;
@@ -70,7 +61,7 @@ fn over_reliable_udp_in_a_simulation_the_greeter_behaves_the_same() {
     let (sender, receiver) = std::sync::mpsc::channel();
     sim.client("client", async move {
         let server: SocketAddr = (turmoil::lookup("server"), 9000).into();
-        let transcript = greeter::visit_udp(Turmoil, server, 3)
+        let transcript = visit(Turmoil, transport, server)
             .await
             .map_err(|e| e.to_string())?;
         let _ = sender.send((server, transcript));
@@ -78,9 +69,15 @@ fn over_reliable_udp_in_a_simulation_the_greeter_behaves_the_same() {
     });
     sim.run().unwrap();
     let (server, transcript) = receiver.recv().unwrap();
-    let expected: Transcript = expected()
-        .into_iter()
-        .map(|line| line.replace("in-memory server", &server.to_string()))
-        .collect();
-    assert_eq!(transcript, expected);
+    assert_eq!(transcript, expected(&server.to_string()), "{transport}");
+}
+
+#[test]
+fn over_tcp_in_a_simulation_the_greeter_behaves_the_same() {
+    in_simulation(Transport::Tcp);
+}
+
+#[test]
+fn over_reliable_udp_in_a_simulation_the_greeter_behaves_the_same() {
+    in_simulation(Transport::Udp);
 }

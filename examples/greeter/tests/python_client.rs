@@ -13,7 +13,7 @@ use std::process::Command;
 use greeter::Host;
 use greeter::pb::GreeterServer;
 use protowright::net::Tokio;
-use protowright::tcp::{Server, ServerConfig};
+use protowright::{Server, ServerConfig, Transport};
 
 const PROTOBUF: &str = "protobuf==6.33.6";
 
@@ -66,15 +66,15 @@ async fn a_python_client_with_stock_protobuf_calls_and_messages_the_server() {
         .expect("venv set-up");
     let server = Server::bind(
         Tokio,
+        Transport::Tcp,
         (Ipv4Addr::LOCALHOST, 0).into(),
-        GreeterServer::new(Host::default()),
         ServerConfig::default(),
     )
     .await
     .expect("bind");
     let port = server.local_addr().port();
     let handle = server.handle();
-    tokio::spawn(server.run());
+    tokio::spawn(server.serve(GreeterServer::new(Host::default())));
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/greeter_client.py");
     let descriptors = concat!(env!("OUT_DIR"), "/greeter.descriptors.bin");

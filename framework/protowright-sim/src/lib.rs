@@ -43,5 +43,7 @@
 //! hold/release and crashes, not `fail_rate`.
 
 mod net;
+mod random;
 
 pub use net::{SimDatagram, SimListener, SimStream, Turmoil};
+pub use random::reseed;

@@ -50,6 +50,11 @@ impl Net for Turmoil {
     async fn bind_datagram(&self, addr: SocketAddr) -> io::Result<SimDatagram> {
         turmoil::net::UdpSocket::bind(addr).await.map(SimDatagram)
     }
+
+    fn fill_random(&self, dest: &mut [u8]) -> io::Result<()> {
+        crate::random::fill(dest);
+        Ok(())
+    }
 }
 
 impl SimStream {

@@ -241,12 +241,12 @@ impl<C: {runtime}::rpc::Channel> {name}Client<C> {{
     }}
 }}
 
-impl {name}Client<{runtime}::rpc::Client> {{
+impl {name}Client<{runtime}::Connection> {{
     /// A client wired to `service` through an in-memory pipe that speaks the
     /// real protocol: for tests, with no sockets. Must be called inside a
     /// tokio runtime; the service runs until the client is dropped.
     pub fn in_memory<S: {name}>(service: S) -> Self {{
-        Self::new({runtime}::rpc::memory::connect(
+        Self::new({runtime}::memory::connect(
             {name}Server::new(service),
             ::core::default::Default::default(),
         ))

@@ -7,7 +7,12 @@
 //! no readiness API.
 //!
 //! Time is not part of this layer: transports read `tokio::time`, which a
-//! simulation controls.
+//! simulation controls. Randomness is: every random choice protowright
+//! makes (connection ids, cookie keys, reconnect jitter) is drawn from
+//! [`Net::fill_random`], which the real-socket provider answers from the
+//! operating system's secure generator and a simulation from its seeded
+//! one — so production secrets are unpredictable and a simulation replays
+//! exactly, without the application doing anything.
 
 mod tokio;
 
@@ -109,6 +114,15 @@ pub trait Datagram: Send + Sync + 'static {
     }
     /// The address the socket is bound to.
     fn local_addr(&self) -> io::Result<SocketAddr>;
+    /// Restricts the socket to one peer, so the system reports that peer's
+    /// refusals (an ICMP "port unreachable": nothing listens there) as a
+    /// `ConnectionRefused` error from a receive. A client endpoint that
+    /// talks to one server uses it to fail fast at a wrong port. The
+    /// default does nothing, for providers that cannot tell.
+    fn connect(&self, peer: SocketAddr) -> impl Future<Output = io::Result<()>> + Send {
+        let _ = peer;
+        async { Ok(()) }
+    }
 }
 
 /// Datagrams received in one call: `len` bytes at the start of the buffer,
@@ -161,4 +175,14 @@ pub trait Net: Clone + Send + Sync + 'static {
         &self,
         addr: SocketAddr,
     ) -> impl Future<Output = io::Result<Self::Datagram>> + Send;
+    /// Fills `dest` with random bytes: secure ones on a real network, the
+    /// simulation's seeded ones in a simulation. Fails only when the
+    /// system's generator cannot be read.
+    fn fill_random(&self, dest: &mut [u8]) -> io::Result<()>;
+    /// A random 64-bit number from [`fill_random`](Self::fill_random).
+    fn random_u64(&self) -> io::Result<u64> {
+        let mut bytes = [0u8; 8];
+        self.fill_random(&mut bytes)?;
+        Ok(u64::from_le_bytes(bytes))
+    }
 }

@@ -36,6 +36,10 @@ impl Net for Tokio {
     async fn bind_datagram(&self, addr: SocketAddr) -> io::Result<TokioDatagram> {
         TokioDatagram::new(UdpSocket::bind(addr).await?)
     }
+
+    fn fill_random(&self, dest: &mut [u8]) -> io::Result<()> {
+        getrandom::fill(dest).map_err(io::Error::other)
+    }
 }
 
 impl Stream for TcpStream {
@@ -178,6 +182,10 @@ impl TokioDatagram {
 }
 
 impl Datagram for TokioDatagram {
+    async fn connect(&self, peer: SocketAddr) -> io::Result<()> {
+        self.socket.connect(peer).await
+    }
+
     async fn send_to(&self, datagram: &[u8], target: SocketAddr) -> io::Result<usize> {
         self.send(datagram, None, target).await?;
         Ok(datagram.len())

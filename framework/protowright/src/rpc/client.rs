@@ -1,17 +1,30 @@
-//! Making calls on a session.
+//! The handle that makes calls and sends messages on a session.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::outbox::Refused;
-use super::session::Owner;
 use super::shared::Shared;
+use super::wire;
 use super::{CallOptions, Channel, Stats, Status};
+use crate::error::SendError;
 use crate::schema::Method;
 use crate::v1::{Envelope, Kind};
+
+/// Closes the session when the last handle that keeps it alive is dropped.
+#[derive(Debug)]
+pub(super) struct Owner {
+    pub(super) close: Arc<Notify>,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.close.notify_one();
+    }
+}
 
 /// Makes calls on one session. Cheap to clone; clones share the session and
 /// keep it open.
@@ -60,14 +73,7 @@ impl Client {
     /// [`Session::go_away`]: super::Session::go_away
     pub async fn go_away(&self, status: Status) {
         self.shared.go_away();
-        let _ = self
-            .shared
-            .enqueue(Envelope {
-                kind: Kind::Goaway as i32,
-                status: Some(status.to_wire()),
-                ..Envelope::default()
-            })
-            .await;
+        let _ = self.shared.enqueue(wire::go_away(&status)).await;
     }
 
     /// Sends a one-way call to `method`: no response, no retry.
@@ -75,25 +81,60 @@ impl Client {
     /// Returns once the call is queued for writing, waiting while the queue
     /// is full. Fails with `UNAVAILABLE` when the session has ended and
     /// `RESOURCE_EXHAUSTED` when the message exceeds the frame limit.
+    /// (Applications send protocol messages with `Connection::send`; this
+    /// is the wire's ONE_WAY kind, for peers that use it.)
     pub async fn send(&self, method: &'static Method, request: Bytes) -> Result<(), Status> {
         // A closed session's queue refuses the envelope: no check needed here.
-        self.shared.enqueue(one_way(method, request)).await
+        self.shared.enqueue(wire::one_way(method.id, request)).await
     }
 
-    /// Sends a one-way call if the outgoing queue has room now; when it is
-    /// full, hands the request back so the caller can wait elsewhere.
-    pub(crate) fn offer(&self, method: &'static Method, request: Bytes) -> Result<(), Offer> {
-        match self.shared.offer(one_way(method, request)) {
-            Ok(()) => Ok(()),
-            Err(Refused::Full(envelope)) => Err(Offer::Full(envelope.body)),
-            Err(refused) => Err(Offer::Failed(self.shared.refusal(refused))),
-        }
+    /// Sends a protocol message (`body`: the encoding of the protocol root
+    /// holding a `message`), waiting while the outgoing queue is full.
+    pub(crate) async fn send_message(
+        &self,
+        body: Bytes,
+        message: &'static str,
+    ) -> Result<(), SendError> {
+        self.shared
+            .outbox
+            .push_wait(wire::message(body))
+            .await
+            .map_err(|refused| self.shared.message_refusal(refused, message))
     }
 
-    /// Like [`send`](Self::send), but never waits: a full outgoing queue
-    /// fails at once with `RESOURCE_EXHAUSTED`.
-    pub fn try_send(&self, method: &'static Method, request: Bytes) -> Result<(), Status> {
-        self.shared.try_enqueue(one_way(method, request))
+    /// Sends a protocol message only if the outgoing queue has room now.
+    pub(crate) fn try_send_message(
+        &self,
+        body: Bytes,
+        message: &'static str,
+    ) -> Result<(), SendError> {
+        self.shared
+            .outbox
+            .push(wire::message(body))
+            .map_err(|refused| self.shared.message_refusal(refused, message))
+    }
+
+    /// `Some(true)` once the session has closed cleanly, `Some(false)` once
+    /// it has closed with an error, `None` while it is open.
+    pub(crate) fn ended_cleanly(&self) -> Option<bool> {
+        self.shared.ended_cleanly()
+    }
+
+    /// Takes the next protocol message the peer sent, waiting for one.
+    /// `None` once the session has ended and every message was taken.
+    pub(crate) async fn recv_message(&self) -> Option<Bytes> {
+        self.shared.inbox.pop().await
+    }
+
+    /// Waits until the session has ended, and says why: `Ok(())` when it
+    /// ended cleanly (either side closed it).
+    pub async fn closed(&self) -> Result<(), crate::ConnectionError> {
+        self.shared.outcome().await
+    }
+
+    /// Why the session ended (or, while it is open, that it did not).
+    pub(crate) fn end_status(&self) -> Status {
+        self.shared.unavailable()
     }
 
     /// Measures one round trip to the peer's session (a PING answered by a
@@ -133,8 +174,16 @@ impl Client {
         body: Bytes,
         timeout: Option<Duration>,
     ) -> Result<Bytes, Status> {
-        let _slot = self.shared.acquire_call_slot().await?;
-        let (call_id, reply) = self.shared.register()?;
+        self.shared.admit_call()?;
+        let _slot = self
+            .shared
+            .calls
+            .acquire_slot()
+            .await
+            .ok_or_else(|| self.shared.unavailable())?;
+        // The session may have closed while this call waited for a slot.
+        self.shared.admit_call()?;
+        let (call_id, reply) = self.shared.calls.register();
         let mut outstanding = Outstanding {
             shared: &self.shared,
             call_id,
@@ -183,33 +232,12 @@ struct Outstanding<'a> {
 
 impl Drop for Outstanding<'_> {
     fn drop(&mut self) {
-        let was_waiting = self.shared.forget(self.call_id);
+        let was_waiting = self.shared.calls.forget(self.call_id);
+        self.shared.on_call_finished();
         if was_waiting && self.cancel_on_drop && !self.shared.is_closed() {
             // Best effort: if the queue is full the callee's own deadline
             // still stops the work.
-            let _ = self.shared.try_enqueue(Envelope {
-                kind: Kind::Cancel as i32,
-                call_id: self.call_id,
-                ..Envelope::default()
-            });
+            let _ = self.shared.try_enqueue(wire::control(Kind::Cancel, self.call_id));
         }
     }
-}
-
-fn one_way(method: &Method, request: Bytes) -> Envelope {
-    Envelope {
-        kind: Kind::OneWay as i32,
-        method: method.id,
-        body: request,
-        ..Envelope::default()
-    }
-}
-
-/// Why [`Client::offer`] did not queue a message.
-#[derive(Debug)]
-pub(crate) enum Offer {
-    /// The queue is full; here is the request back.
-    Full(Bytes),
-    /// It cannot be sent at all.
-    Failed(Status),
 }

@@ -10,7 +10,9 @@ use crate::codec::DEFAULT_MAX_FRAME;
 /// here, and every wait by a timeout.
 ///
 /// Defaults: 4 MiB frames; 1024 calls in flight each way; 1024 one-way
-/// messages queued for their handler; 1024 envelopes queued for writing; a 30 s default call timeout; a heartbeat after 5 s
+/// messages queued for their handler; 1024 protocol messages (up to 4 MiB)
+/// waiting for the application; 1024 envelopes queued for writing; a 30 s
+/// default call timeout; a heartbeat after 5 s
 /// without writing; the peer declared dead after 15 s without reading
 /// anything from it; no idle timeout; a write that makes no progress for
 /// 10 s ends the connection; at most 1 MiB queued for writing; a 64 KiB read
@@ -32,6 +34,15 @@ pub struct Config {
     /// full, reading from the connection pauses, which pushes back on the
     /// sender.
     pub one_way_queue: usize,
+    /// Protocol messages received and waiting for the application
+    /// (`Connection::recv`). When this many (or `message_bytes`) wait,
+    /// reading from the connection pauses — calls and responses behind them
+    /// wait too — which pushes back on the sender: a connection whose peer
+    /// sends protocol messages must have them read.
+    pub message_queue: usize,
+    /// Bytes of protocol messages waiting for the application; see
+    /// `message_queue`. A single larger message still goes, alone.
+    pub message_bytes: usize,
     /// Envelopes queued for the writer. When full, senders wait (or
     /// `try_send` fails): this is the session's backpressure.
     pub outgoing_queue: usize,
@@ -70,6 +81,8 @@ impl Default for Config {
             max_in_flight: 1024,
             max_concurrent_requests: 1024,
             one_way_queue: 1024,
+            message_queue: 1024,
+            message_bytes: 4 * 1024 * 1024,
             outgoing_queue: 1024,
             default_timeout: Some(Duration::from_secs(30)),
             heartbeat_interval: Some(Duration::from_secs(5)),
@@ -96,6 +109,8 @@ impl Config {
             ("max_concurrent_requests", self.max_concurrent_requests),
             ("outgoing_queue", self.outgoing_queue),
             ("one_way_queue", self.one_way_queue),
+            ("message_queue", self.message_queue),
+            ("message_bytes", self.message_bytes),
             ("outgoing_bytes", self.outgoing_bytes),
             ("read_buffer", self.read_buffer),
         ];

@@ -1,21 +1,40 @@
-//! Remote procedure calls over any ordered byte stream.
+//! Remote procedure calls and protocol messages over one message link.
 //!
 //! A [`Session`] runs the protocol described in `protowright/v1/rpc.proto`
-//! over one stream: calls in both directions, each with an id, an optional
+//! over one link: calls in both directions, each with an id, an optional
 //! deadline the callee honours too, cancellation when the caller gives up,
-//! status codes with messages, and bounded calls in flight. Generated
-//! clients call through the [`Channel`] trait ([`Client`] implements it);
-//! generated servers are dispatched to through the [`Service`] trait.
+//! status codes with messages, bounded calls in flight, and the protocol's
+//! own messages in order with the calls. Generated clients call through
+//! the [`Channel`] trait; generated servers are dispatched to through the
+//! [`Service`] trait.
 //!
-//! The transports (`tcp`, `udp`) run sessions over their connections;
-//! [`memory::connect`] runs one over an in-memory pipe for tests.
+//! Applications rarely touch a session directly: a
+//! [`Connection`](crate::Connection) runs one on either transport (over a
+//! TCP stream, or over the session lane of a reliable-UDP connection).
+//!
+//! # Map
+//! - `session`: the task driving a link (read, write, keepalive sides).
+//! - `link`: what a session runs over; the stream link is in
+//!   [`crate::tcp`], the session-lane link in [`crate::udp`].
+//! - `shared`: the state the task and the handles share, and the
+//!   session's lifecycle (open, draining, closed).
+//! - `calls`, `serving`: the caller's calls awaiting responses, the peer's
+//!   calls being served.
+//! - `outbox`, `inbox`: the bounded queues of envelopes to write and of
+//!   protocol messages waiting for the application.
+//! - `keepalive`: heartbeats, the dead-peer bound, the idle timeout.
+//! - `wire`: building and decoding envelopes.
+//! - [`Client`], [`Service`], [`Channel`], [`Status`], [`Config`], [`Stats`].
 
+mod calls;
 mod client;
 mod config;
+mod inbox;
 mod keepalive;
-pub mod memory;
+pub(crate) mod link;
 mod outbox;
 mod service;
+mod serving;
 mod session;
 mod shared;
 mod stats;
@@ -23,10 +42,10 @@ mod status;
 mod wire;
 
 pub use client::Client;
-pub(crate) use client::Offer;
 pub use config::{Config, ConfigError};
 pub use service::{CallOptions, Channel, NoService, Service, decode_request, encode, unary};
 pub use session::Session;
+pub(crate) use session::Pending;
 pub use stats::Stats;
 pub use status::{Code, Status};
 
@@ -41,6 +60,3 @@ pub fn fuzz_envelopes(stream: &[u8]) {
     }
     let _ = cutter.decode_eof(&buf);
 }
-
-#[cfg(test)]
-mod tests;

@@ -10,11 +10,11 @@
 use std::pin::pin;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use prost::Message;
 use tokio::sync::Notify;
 
-use super::shared::is_call_traffic;
+use super::wire::is_traffic;
 use crate::codec::Delimited;
 use crate::v1::Envelope;
 
@@ -32,7 +32,8 @@ pub(super) enum Refused {
 /// What the writer takes out in one go.
 #[derive(Debug)]
 pub(super) struct Batch {
-    pub(super) bytes: BytesMut,
+    /// Length-delimited envelope frames.
+    pub(super) bytes: Bytes,
     pub(super) envelopes: u64,
     /// Whether any envelope was call traffic (for the idle timer).
     pub(super) traffic: bool,
@@ -96,7 +97,7 @@ impl Outbox {
             return Ok(());
         }
         state.envelopes += 1;
-        state.traffic |= is_call_traffic(envelope.kind);
+        state.traffic |= is_traffic(envelope.kind);
         let first = state.envelopes == 1;
         drop(state);
         if first {
@@ -144,7 +145,7 @@ impl Outbox {
             return None;
         }
         let batch = Batch {
-            bytes: state.buf.split(),
+            bytes: state.buf.split().freeze(),
             envelopes: state.envelopes as u64,
             traffic: state.traffic,
         };
@@ -186,12 +187,13 @@ mod tests {
         for _ in 0..3 {
             outbox.push(one_way(10)).unwrap();
         }
-        let mut batch = outbox.take_now().unwrap();
+        let batch = outbox.take_now().unwrap();
         assert_eq!(batch.envelopes, 3);
         assert!(batch.traffic);
         let mut codec = Delimited::default();
         let mut frames = 0;
-        while let Some(frame) = codec.decode(&mut batch.bytes).unwrap() {
+        let mut bytes = BytesMut::from(&batch.bytes[..]);
+        while let Some(frame) = codec.decode(&mut bytes).unwrap() {
             assert_eq!(Envelope::decode(frame).unwrap(), one_way(10));
             frames += 1;
         }

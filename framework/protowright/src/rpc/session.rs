@@ -1,83 +1,64 @@
-//! An RPC session: calls in both directions over one ordered byte stream.
+//! An RPC session: calls in both directions, and protocol messages, over
+//! one message link.
 //!
-//! One task drives the stream: its read half decodes envelopes and routes
-//! them (requests to handler tasks, responses to waiting callers), its write
-//! half gathers queued envelopes into batched writes. Everything it holds is
-//! bounded by [`Config`]; when the stream ends, every waiting call fails with
-//! `UNAVAILABLE` and every running handler is stopped.
+//! One task drives the link. Its read side decodes envelopes and routes
+//! them (requests to handlers, responses to waiting callers, protocol
+//! messages to the application's inbox), its write side gathers queued
+//! envelopes into batched writes, and a keepalive side sends heartbeats and
+//! ends a connection whose peer fell silent. Everything it holds is bounded
+//! by [`Config`]. When the link ends, every waiting call fails with the
+//! reason and every running handler is stopped; when the peer broke the
+//! protocol, it is first told why with a GOAWAY.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::task::Poll;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use bytes::Bytes;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::Instant;
 
+use super::client::Owner;
 use super::keepalive::{Moment, Timeouts, Verdict};
+use super::link::{Link, LinkReader, LinkWriter};
 use super::outbox::Batch;
-use super::shared::{Shared, is_call_traffic};
+use super::shared::Shared;
 use super::stats::Counters;
-use super::wire::decode_envelope;
+use super::wire::{self, decode_envelope, is_traffic};
 use super::{Client, Config, Service, Stats, Status};
-use crate::codec::Delimited;
 use crate::error::ConnectionError;
+use crate::tcp::StreamLink;
 use crate::v1::{Envelope, Kind};
+
+/// How long a session that is closing because the peer broke the protocol
+/// waits for its GOAWAY (which says why) to be written.
+const FAREWELL: Duration = Duration::from_secs(1);
 
 /// A running RPC session; the handle that owns it.
 ///
-/// The session runs until the peer closes the stream, an error ends it,
+/// The session runs until the peer closes the link, an error ends it,
 /// [`close`](Self::close) is called, or this handle and every [`Client`]
 /// taken from it are dropped.
 #[derive(Debug)]
 pub struct Session {
     client: Client,
-    done: oneshot::Receiver<Result<(), ConnectionError>>,
-}
-
-/// Closes the session when the last handle that keeps it alive is dropped.
-#[derive(Debug)]
-pub(super) struct Owner {
-    pub(super) close: Arc<Notify>,
-}
-
-impl Drop for Owner {
-    fn drop(&mut self) {
-        self.close.notify_one();
-    }
 }
 
 impl Session {
-    /// Starts a session over `io`, serving incoming calls with `service`.
+    /// Starts a session over a byte stream `io` (length-delimited envelopes,
+    /// the TCP wire format), serving incoming calls with `service`.
     ///
     /// `peer` names the other end in errors and logs (an address, say).
     /// Must be called inside a tokio runtime: the session runs on a task of
-    /// its own, and each incoming call on another.
+    /// its own.
     pub fn spawn<IO, S>(io: IO, peer: impl Into<String>, service: S, config: Config) -> Self
     where
-        IO: AsyncRead + AsyncWrite + Send + 'static,
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
         S: Service,
     {
-        let shared = Arc::new(Shared::new(peer.into(), config));
-        let close = Arc::new(Notify::new());
-        let owner = Arc::new(Owner {
-            close: Arc::clone(&close),
-        });
-        let (done_tx, done) = oneshot::channel();
-        let driver = Driver {
-            shared: Arc::clone(&shared),
-            service: Arc::new(service),
-            one_ways: OnceLock::new(),
-        };
-        tokio::spawn(async move {
-            let result = driver.run(io, close).await;
-            // The handle may be gone; then nobody is waiting for the outcome.
-            let _ = done_tx.send(result);
-        });
-        Self {
-            client: Client::new(shared, owner),
-            done,
-        }
+        let peer = peer.into();
+        let link = StreamLink::new(io, peer.clone(), config.max_frame, config.read_buffer);
+        Pending::new(peer, config).start(link, service)
     }
 
     /// A handle for making calls on this session. Clones share the session.
@@ -91,7 +72,8 @@ impl Session {
     }
 
     /// Asks the session to end: envelopes already queued are written, then
-    /// the write side is shut down. Calls still waiting fail with `UNAVAILABLE`.
+    /// the link's sending side is shut down. Calls still waiting fail with
+    /// `UNAVAILABLE`.
     pub fn close(&self) {
         self.client.close();
     }
@@ -110,23 +92,72 @@ impl Session {
 
     /// Waits until the session ends, and says why.
     ///
-    /// `Ok(())` means it ended cleanly: the peer closed the stream on a frame
+    /// `Ok(())` means it ended cleanly: the peer closed the link on a frame
     /// boundary, or this side closed it.
     pub async fn closed(self) -> Result<(), ConnectionError> {
-        let peer = self.client.peer().to_owned();
-        let outcome = self.done.await;
-        drop(self.client);
-        outcome.unwrap_or(Err(ConnectionError::Aborted { peer }))
+        self.client.closed().await
     }
 }
 
-/// The session's task: reads and writes the stream until it ends.
+/// A session whose state exists but whose task has not started: its
+/// [`Client`] can be handed out first (so a service may be built around
+/// the connection it serves).
+#[derive(Debug)]
+pub(crate) struct Pending {
+    shared: Arc<Shared>,
+    close: Arc<Notify>,
+    client: Client,
+}
+
+impl Pending {
+    pub(crate) fn new(peer: String, config: Config) -> Self {
+        let shared = Arc::new(Shared::new(peer, config));
+        let close = Arc::new(Notify::new());
+        let owner = Arc::new(Owner {
+            close: Arc::clone(&close),
+        });
+        let client = Client::new(Arc::clone(&shared), owner);
+        Self {
+            shared,
+            close,
+            client,
+        }
+    }
+
+    /// The handle the session will be driven for.
+    pub(crate) fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    /// Starts the session's task over `link`, serving with `service`.
+    pub(crate) fn start<L: Link, S: Service>(self, link: L, service: S) -> Session {
+        let driver = Driver {
+            shared: Arc::clone(&self.shared),
+            service: Arc::new(service),
+            one_ways: OnceLock::new(),
+            failure: Mutex::new(None),
+        };
+        let close = self.close;
+        let shared = self.shared;
+        tokio::spawn(async move {
+            let outcome = driver.run(link, close).await;
+            shared.record_outcome(outcome);
+        });
+        Session {
+            client: self.client,
+        }
+    }
+}
+
+/// The session's task: reads and writes the link until it ends.
 struct Driver<S> {
     shared: Arc<Shared>,
     service: Arc<S>,
     /// The queue to the one-way worker and the room left in it (counted in
     /// messages), set up at the first one-way message.
     one_ways: OnceLock<(mpsc::UnboundedSender<OneWayBatch>, Arc<Semaphore>)>,
+    /// Why the read side ended the session, when it first told the peer.
+    failure: Mutex<Option<ConnectionError>>,
 }
 
 /// One-way messages from one read, holding their room in the queue.
@@ -150,7 +181,8 @@ async fn one_way_worker<S: Service>(
                     tracing::debug!(peer = shared.peer(), %status, "a one-way message's handler failed");
                 }
             }
-            shared.one_ways_done(count);
+            shared.serving.one_ways_done(count);
+            shared.on_call_finished();
         }
     };
     tokio::select! {
@@ -161,25 +193,28 @@ async fn one_way_worker<S: Service>(
 }
 
 impl<S: Service> Driver<S> {
-    async fn run<IO>(self, io: IO, close: Arc<Notify>) -> Result<(), ConnectionError>
-    where
-        IO: AsyncRead + AsyncWrite + Send + 'static,
-    {
-        let (reader, writer) = tokio::io::split(io);
-        let result = tokio::select! {
+    async fn run<L: Link>(self, link: L, close: Arc<Notify>) -> Result<(), ConnectionError> {
+        let (reader, writer) = link.split();
+        let outcome = tokio::select! {
             biased;
             written = self.write_loop(writer, &close) => written,
-            read = self.read_loop(reader) => read,
+            read = self.read_side(reader, &close) => read,
             kept = self.keepalive(&close) => kept,
         };
+        let failure = self
+            .failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let result = failure.map_or(outcome, Err);
         if result.is_ok() {
             self.finish_one_ways().await;
         }
-        let reason = match &result {
-            Ok(()) => format!("the connection with {} was closed", self.shared.peer()),
-            Err(error) => error.to_string(),
+        let status = match &result {
+            Ok(()) => self.shared.clean_close_status(),
+            Err(error) => Status::unavailable(error.to_string()),
         };
-        self.shared.shut_down(reason);
+        self.shared.shut_down(status, result.is_ok());
         result
     }
 
@@ -187,15 +222,18 @@ impl<S: Service> Driver<S> {
     /// delivered (up to the default timeout): those messages arrived whole,
     /// so they are not dropped.
     async fn finish_one_ways(&self) {
-        self.shared.start_draining();
         let limit = self
             .shared
             .config()
             .default_timeout
             .unwrap_or(Duration::from_secs(30));
         let handled = async {
-            while self.shared.has_one_ways_pending() {
-                self.shared.call_finished().await;
+            while self.shared.serving.has_one_ways() {
+                tokio::select! {
+                    biased;
+                    () = self.shared.call_finished() => {}
+                    () = tokio::time::sleep(Duration::from_millis(10)) => {}
+                }
             }
         };
         if tokio::time::timeout(limit, handled).await.is_err() {
@@ -242,10 +280,7 @@ impl<S: Service> Driver<S> {
                     activity.mark_ping();
                     // A full queue means writes are pending anyway; the
                     // write-stall timeout covers a peer that stopped reading.
-                    let _ = self.shared.try_enqueue(Envelope {
-                        kind: Kind::Ping as i32,
-                        ..Envelope::default()
-                    });
+                    let _ = self.shared.try_enqueue(wire::control(Kind::Ping, 0));
                 }
                 Verdict::SleepUntil(at) => {
                     tokio::select! {
@@ -258,61 +293,66 @@ impl<S: Service> Driver<S> {
         }
     }
 
-    async fn read_loop<R>(&self, mut reader: R) -> Result<(), ConnectionError>
-    where
-        R: AsyncRead + Unpin,
-    {
-        let config = self.shared.config();
-        let mut codec = Delimited::new(config.max_frame);
-        let mut buf = BytesMut::with_capacity(config.read_buffer);
+    /// Reads until the link ends. When the peer broke the protocol, tells it
+    /// why (a GOAWAY carrying the reason) and lets the writer send that
+    /// before the session ends.
+    async fn read_side<R: LinkReader>(
+        &self,
+        reader: R,
+        close: &Notify,
+    ) -> Result<(), ConnectionError> {
+        let error = match self.read_loop(reader).await {
+            Ok(()) => return Ok(()),
+            Err(error) => error,
+        };
+        let Some(farewell) = error.farewell() else {
+            return Err(error);
+        };
+        tracing::debug!(peer = self.shared.peer(), %error, "closing the connection");
+        let told = self.shared.try_enqueue(wire::go_away(&farewell)).is_ok();
+        *self.failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(error);
+        if told {
+            // The writer sends the GOAWAY, shuts down and ends the session.
+            close.notify_one();
+            tokio::time::sleep(FAREWELL).await;
+        }
+        Ok(())
+    }
+
+    async fn read_loop<R: LinkReader>(&self, mut reader: R) -> Result<(), ConnectionError> {
+        let mut frames = Vec::new();
         loop {
-            // Everything complete in the buffer is handled before the next
-            // read; one-way messages are handed over as one batch.
-            let mut decoded = 0;
+            if !reader.read(&mut frames, &self.shared.meter()).await? {
+                return Ok(());
+            }
+            // Everything that arrived is handled before the next read;
+            // one-way messages are handed over as one batch.
+            let count = frames.len() as u64;
             let mut traffic = false;
             let mut one_ways = Vec::new();
-            while let Some(frame) = codec
-                .decode(&mut buf)
-                .map_err(|source| self.shared.frame_error(source))?
-            {
+            for frame in frames.drain(..) {
                 let envelope =
                     decode_envelope(frame).map_err(|source| ConnectionError::Decode {
                         peer: self.shared.peer().to_owned(),
                         source,
                     })?;
-                decoded += 1;
-                traffic |= is_call_traffic(envelope.kind);
-                if envelope.kind == Kind::OneWay as i32 {
-                    one_ways.push((envelope.method, envelope.body));
-                } else {
-                    self.on_envelope(envelope).await?;
+                traffic |= is_traffic(envelope.kind);
+                match Kind::try_from(envelope.kind) {
+                    Ok(Kind::OneWay) => one_ways.push((envelope.method, envelope.body)),
+                    Ok(Kind::Message) => self.on_message(envelope.body).await,
+                    _ => self.on_envelope(envelope).await?,
                 }
+            }
+            Counters::add(&self.shared.counters.messages_in, count);
+            if traffic {
+                self.shared.activity.mark(Moment::Traffic);
             }
             if !one_ways.is_empty() {
                 self.on_one_ways(one_ways).await;
                 // Let the worker handle (and drop) those frames before the
-                // next read: the read buffer can then be reclaimed in place
-                // instead of regrown into fresh memory with the partial
-                // frame copied (a profile of bulk transfers showed both).
+                // next read, so a stream link's read buffer can be reclaimed
+                // in place instead of regrown.
                 tokio::task::yield_now().await;
-            }
-            Counters::add(&self.shared.counters.messages_in, decoded);
-            if traffic {
-                self.shared.activity.mark(Moment::Traffic);
-            }
-            if buf.capacity() - buf.len() < config.read_buffer / 4 {
-                buf.reserve(config.read_buffer);
-            }
-            let read = reader
-                .read_buf(&mut buf)
-                .await
-                .map_err(|source| self.shared.io_error(source))?;
-            self.shared.activity.mark(Moment::Read);
-            Counters::add(&self.shared.counters.bytes_in, read as u64);
-            if read == 0 {
-                return codec
-                    .decode_eof(&buf)
-                    .map_err(|source| self.shared.frame_error(source));
             }
         }
     }
@@ -320,34 +360,35 @@ impl<S: Service> Driver<S> {
     async fn on_envelope(&self, envelope: Envelope) -> Result<(), ConnectionError> {
         match Kind::try_from(envelope.kind) {
             Ok(Kind::Request) => self.on_request(envelope).await,
-            Ok(Kind::OneWay) => {
-                self.on_one_ways(vec![(envelope.method, envelope.body)])
-                    .await
-            }
             Ok(Kind::Response) => {
                 let outcome = match envelope.status {
                     Some(status) if status.code != 0 => Err(Status::from_wire(status)),
                     _ => Ok(envelope.body),
                 };
-                self.shared.complete(envelope.call_id, outcome);
+                if !self.shared.calls.complete(envelope.call_id, outcome) {
+                    tracing::trace!(
+                        peer = self.shared.peer(),
+                        call_id = envelope.call_id,
+                        "reply for a call no longer waiting"
+                    );
+                }
+                self.shared.on_call_finished();
             }
             Ok(Kind::Pong) => self.on_pong(envelope.call_id),
-            Ok(Kind::Cancel) => self.shared.cancel_serving(envelope.call_id),
+            Ok(Kind::Cancel) => self.shared.serving.cancel(envelope.call_id),
             Ok(Kind::Ping) => {
-                let pong = Envelope {
-                    kind: Kind::Pong as i32,
-                    call_id: envelope.call_id,
-                    ..Envelope::default()
-                };
                 // The pong is tiny; failure means the session is closing.
-                let _ = self.shared.enqueue(pong).await;
+                let _ = self
+                    .shared
+                    .enqueue(wire::control(Kind::Pong, envelope.call_id))
+                    .await;
             }
             Ok(Kind::Goaway) => {
-                let reason = envelope.status.map(Status::from_wire).map_or_else(
-                    || format!("{} is going away", self.shared.peer()),
-                    |status| format!("{} is going away: {}", self.shared.peer(), status.message()),
+                let status = envelope.status.map_or_else(
+                    || Status::unavailable(format!("{} is going away", self.shared.peer())),
+                    Status::from_wire,
                 );
-                self.shared.on_peer_going_away(reason);
+                self.shared.on_peer_going_away(status);
             }
             Ok(Kind::Unspecified) => {
                 return Err(ConnectionError::Protocol {
@@ -355,7 +396,9 @@ impl<S: Service> Driver<S> {
                     reason: "an envelope arrived without a kind".into(),
                 });
             }
-            Ok(Kind::Message) | Err(_) => tracing::debug!(
+            // Handled by the read loop.
+            Ok(Kind::OneWay | Kind::Message) => {}
+            Err(_) => tracing::debug!(
                 peer = self.shared.peer(),
                 kind = envelope.kind,
                 "ignoring an envelope of a kind this build does not know"
@@ -364,10 +407,23 @@ impl<S: Service> Driver<S> {
         Ok(())
     }
 
+    /// Hands a protocol message to the application's inbox. When the inbox
+    /// is full, reading pauses until the application takes one: backpressure
+    /// on the sender, never a dropped message.
+    async fn on_message(&self, body: Bytes) {
+        let Err(body) = self.shared.inbox.try_push(body) else {
+            return;
+        };
+        self.shared.activity.pause_reads(true);
+        self.shared.inbox.push(body).await;
+        self.shared.activity.pause_reads(false);
+    }
+
     /// A PONG with call id 0 answers a heartbeat; any other, a `ping()` call.
     fn on_pong(&self, call_id: u64) {
         if call_id != 0 {
-            return self.shared.complete(call_id, Ok(Bytes::new()));
+            self.shared.calls.complete(call_id, Ok(Bytes::new()));
+            return self.shared.on_call_finished();
         }
         if let Some(queued) = self.shared.activity.take_ping() {
             self.shared.counters.record_rtt(queued.elapsed());
@@ -376,17 +432,64 @@ impl<S: Service> Driver<S> {
 
     async fn on_request(&self, envelope: Envelope) {
         let call_id = envelope.call_id;
-        if let Err(refused) = self.shared.serve_request(&self.service, envelope).await {
+        if let Err(refused) = self.serve(envelope).await {
             // Fails only when the session is closing.
-            let _ = self.shared.enqueue(response(call_id, Err(refused))).await;
+            let _ = self
+                .shared
+                .enqueue(wire::response(call_id, Err(refused)))
+                .await;
         }
+    }
+
+    /// Serves a request from the peer.
+    ///
+    /// The handler runs here, in the reader's pass, and most answer without
+    /// waiting; only a handler that waits gets a task of its own (and is
+    /// registered so a cancel can stop it). Fails at once, without running
+    /// anything, when every handler slot is busy or the call id is already
+    /// being served.
+    async fn serve(&self, envelope: Envelope) -> Result<(), Status> {
+        self.shared.admit_incoming()?;
+        let shared = &self.shared;
+        let slot = shared.serving.try_slot().ok_or_else(|| {
+            Status::resource_exhausted(format!(
+                "{} calls are already being served for {}",
+                shared.config().max_concurrent_requests,
+                shared.peer()
+            ))
+        })?;
+        let call_id = envelope.call_id;
+        if shared.serving.contains(call_id) {
+            return Err(Status::invalid_argument(format!(
+                "call id {call_id} is already in use by a call in progress"
+            )));
+        }
+        let timeout =
+            (envelope.timeout_micros > 0).then(|| Duration::from_micros(envelope.timeout_micros));
+        let handler = Handler {
+            shared: Arc::clone(shared),
+            service: Arc::clone(&self.service),
+            call_id,
+            method: envelope.method,
+            body: envelope.body,
+            timeout,
+        };
+        let mut task = Box::pin(handler.run(slot));
+        let finished =
+            std::future::poll_fn(|cx| Poll::Ready(task.as_mut().poll(cx).is_ready())).await;
+        if !finished {
+            shared
+                .serving
+                .register(call_id, || tokio::spawn(task).abort_handle());
+        }
+        Ok(())
     }
 
     /// Queues one-way messages for the connection's one-way worker, which
     /// handles them one at a time in arrival order. When the queue is full,
     /// reading pauses: backpressure on the sender, never a dropped message.
     async fn on_one_ways(&self, messages: Vec<(u32, Bytes)>) {
-        if let Err(refused) = self.shared.refuses_calls() {
+        if let Err(refused) = self.shared.admit_incoming() {
             tracing::debug!(peer = self.shared.peer(), status = %refused, count = messages.len(), "dropped one-way messages");
             return;
         }
@@ -413,7 +516,7 @@ impl<S: Service> Driver<S> {
             }
         };
         let count = messages.len();
-        self.shared.one_ways_queued(count);
+        self.shared.serving.one_ways_queued(count);
         if queue
             .send(OneWayBatch {
                 messages,
@@ -421,14 +524,15 @@ impl<S: Service> Driver<S> {
             })
             .is_err()
         {
-            self.shared.one_ways_done(count);
+            self.shared.serving.one_ways_done(count);
         }
     }
 
-    async fn write_loop<W>(&self, mut writer: W, close: &Notify) -> Result<(), ConnectionError>
-    where
-        W: AsyncWrite + Unpin,
-    {
+    async fn write_loop<W: LinkWriter>(
+        &self,
+        mut writer: W,
+        close: &Notify,
+    ) -> Result<(), ConnectionError> {
         let outbox = &self.shared.outbox;
         loop {
             let batch = tokio::select! {
@@ -441,77 +545,83 @@ impl<S: Service> Driver<S> {
                 if let Some(last) = outbox.take_now() {
                     self.write_batch(&mut writer, &last).await?;
                 }
-                return writer
-                    .shutdown()
-                    .await
-                    .map_err(|source| self.shared.io_error(source));
+                return writer.shutdown().await;
             };
             // Everything queued goes out in one write: many small messages
             // cost one system call, and nothing waits for a timer.
             self.write_batch(&mut writer, &batch).await?;
-            writer
-                .flush()
-                .await
-                .map_err(|source| self.shared.io_error(source))?;
+            writer.flush().await?;
         }
     }
 
     /// Writes one batch. Fails when a single write makes no progress for
     /// the write-stall timeout: a slow reader is waited for, a reader that
     /// stopped is not.
-    async fn write_batch<W>(&self, writer: &mut W, batch: &Batch) -> Result<(), ConnectionError>
-    where
-        W: AsyncWrite + Unpin,
-    {
-        let Batch {
-            bytes: batch,
-            envelopes,
-            traffic,
-        } = batch;
-        let mut written = 0;
-        while written < batch.len() {
-            let write = writer.write(&batch[written..]);
-            let result = match self.shared.config().write_stall_timeout {
-                None => write.await,
+    async fn write_batch<W: LinkWriter>(
+        &self,
+        writer: &mut W,
+        batch: &Batch,
+    ) -> Result<(), ConnectionError> {
+        let mut rest = batch.bytes.clone();
+        while !rest.is_empty() {
+            let write = writer.write(&rest);
+            let written = match self.shared.config().write_stall_timeout {
+                None => write.await?,
                 Some(limit) => tokio::time::timeout(limit, write).await.map_err(|_| {
                     ConnectionError::WriteStalled {
                         peer: self.shared.peer().to_owned(),
                         stalled: limit,
                     }
-                })?,
+                })??,
             };
-            match result.map_err(|source| self.shared.io_error(source))? {
-                0 => {
-                    let closed = std::io::Error::from(std::io::ErrorKind::WriteZero);
-                    return Err(self.shared.io_error(closed));
-                }
-                n => written += n,
-            }
+            rest = rest.slice(written.min(rest.len())..);
         }
         self.shared.activity.mark(Moment::Write);
-        if *traffic {
+        if batch.traffic {
             self.shared.activity.mark(Moment::Traffic);
         }
-        Counters::add(&self.shared.counters.bytes_out, batch.len() as u64);
-        Counters::add(&self.shared.counters.messages_out, *envelopes);
+        Counters::add(&self.shared.counters.bytes_out, batch.bytes.len() as u64);
+        Counters::add(&self.shared.counters.messages_out, batch.envelopes);
         Ok(())
     }
 }
 
-/// The response envelope for `call_id`.
-pub(super) fn response(call_id: u64, outcome: Result<Bytes, Status>) -> Envelope {
-    match outcome {
-        Ok(body) => Envelope {
-            kind: Kind::Response as i32,
-            call_id,
-            body,
-            ..Envelope::default()
-        },
-        Err(status) => Envelope {
-            kind: Kind::Response as i32,
-            call_id,
-            status: Some(status.to_wire()),
-            ..Envelope::default()
-        },
+/// One incoming call: run in the reader's pass, or on a task of its own
+/// once it waits.
+struct Handler<S> {
+    shared: Arc<Shared>,
+    service: Arc<S>,
+    call_id: u64,
+    method: u32,
+    body: Bytes,
+    timeout: Option<Duration>,
+}
+
+impl<S: Service> Handler<S> {
+    async fn outcome(&self) -> Result<Bytes, Status> {
+        let call = self.service.call(self.method, self.body.clone());
+        match self.timeout {
+            None => call.await,
+            Some(limit) => tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+                Err(Status::deadline_exceeded(format!(
+                    "the handler did not finish within the caller's {limit:?}"
+                )))
+            }),
+        }
+    }
+
+    async fn run(self, _slot: OwnedSemaphorePermit) {
+        let outcome = self.outcome().await;
+        self.shared.serving.finish(self.call_id);
+        self.shared.on_call_finished();
+        let answer = wire::response(self.call_id, outcome);
+        if let Err(refused) = self.shared.enqueue(answer).await {
+            // Too large to send: tell the caller why instead. (When the
+            // session is closing, this fails too and nobody is waiting.)
+            let _ = self
+                .shared
+                .enqueue(wire::response(self.call_id, Err(refused)))
+                .await;
+        }
     }
 }

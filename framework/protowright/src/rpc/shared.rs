@@ -1,71 +1,82 @@
-//! The state a session's task, its handler tasks and its clients share.
+//! What a session's task, its handler tasks and its handles share, and the
+//! session's lifecycle.
+//!
+//! ```text
+//!            go_away() / peer's GOAWAY
+//!   Open ───────────────────────────────> Draining ──┐
+//!     │                                      │        │ last call done:
+//!     │   shut_down(status): the link        │        │ the session closes
+//!     └──────── ended, an error, close() ────┴────────┴──> Closed(status)
+//! ```
+//!
+//! `Open`: calls flow both ways. `Draining`: a GOAWAY was said — by this
+//! side (new incoming calls are refused), by the peer (new outgoing calls
+//! are refused), or both; calls in flight still complete. `Closed`: every
+//! waiting call has failed with the status saying why, and nothing new
+//! starts.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::Poll;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use bytes::Bytes;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot, watch};
-use tokio::task::AbortHandle;
+use tokio::sync::{Notify, watch};
 
+use super::calls::Calls;
+use super::inbox::Inbox;
 use super::keepalive::Activity;
+use super::link::Meter;
 use super::outbox::{Outbox, Refused};
-use super::session::response;
+use super::serving::Serving;
 use super::stats::Counters;
-use super::{Config, Service, Stats, Status};
-use crate::codec::FrameError;
-use crate::error::ConnectionError;
-use crate::v1::{Envelope, Kind};
+use super::{Code, Config, Stats, Status};
+use crate::error::{ConnectionError, SendError};
+use crate::v1::Envelope;
 
-/// What a waiting caller receives.
-pub(super) type Reply = Result<Bytes, Status>;
+/// Where a session is in its life (see the module docs).
+#[derive(Debug, Clone)]
+enum Lifecycle {
+    Open,
+    Draining {
+        /// This side said GOAWAY: incoming calls are refused.
+        local: bool,
+        /// The peer said GOAWAY, and why: outgoing calls are refused.
+        peer: Option<Status>,
+    },
+    Closed {
+        /// Why: what calls still waiting failed with.
+        status: Status,
+        /// Whether the link ended cleanly (either side closed it).
+        clean: bool,
+    },
+}
+
+/// [`Lifecycle`]'s variant, readable without the lock on the per-message
+/// paths.
+const OPEN: u8 = 0;
+const DRAINING: u8 = 1;
+const CLOSED: u8 = 2;
 
 #[derive(Debug)]
 pub(super) struct Shared {
     peer: String,
     config: Config,
     pub(super) outbox: Outbox,
-    next_call_id: AtomicU64,
-    /// Bounds the caller's calls awaiting a response.
-    in_flight: Arc<Semaphore>,
-    /// Bounds the handlers running for the peer's calls.
-    handler_slots: Arc<Semaphore>,
-    calls: Mutex<Calls>,
-    /// Handlers of the peer's requests, by call id, so a cancel can stop one.
-    serving: Mutex<BTreeMap<u64, AbortHandle>>,
-    /// One-way messages queued for or in their handler.
-    one_ways_pending: AtomicUsize,
-    /// Turns true when the session ends; one-way handlers stop on it.
+    pub(super) inbox: Inbox,
+    pub(super) calls: Calls,
+    pub(super) serving: Serving,
+    life: Mutex<Lifecycle>,
+    phase: AtomicU8,
+    /// Whether new outgoing calls may start: open, and the peer has not
+    /// said GOAWAY (a lock-free copy of what `life` says).
+    accepting: std::sync::atomic::AtomicBool,
+    /// Signalled when a call finishes while draining, and on every
+    /// lifecycle change.
+    changed: Notify,
+    /// Turns true when the session has closed.
     ended: watch::Sender<bool>,
-    /// Set once either side said GOAWAY: finished calls then signal
-    /// `drained`, so the session can close when the last one is done.
-    draining: AtomicBool,
-    /// This side said GOAWAY: new incoming calls are refused.
-    going_away: AtomicBool,
-    /// Cleared once the session ended or the peer said GOAWAY: a lock-free
-    /// copy of what `calls` says, for the per-message paths.
-    accepting: AtomicBool,
-    drained: Notify,
+    /// How the session ended, once its task has finished.
+    outcome: watch::Sender<Option<Result<(), ConnectionError>>>,
     pub(super) activity: Activity,
     pub(super) counters: Counters,
-}
-
-/// The caller's calls awaiting a response, and whether new ones may start.
-#[derive(Debug, Default)]
-struct Calls {
-    waiting: BTreeMap<u64, oneshot::Sender<Reply>>,
-    /// Set when the session ended: why it did.
-    closed: Option<String>,
-    /// Set when the peer said GOAWAY: why. New calls are refused.
-    peer_going_away: Option<String>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // No code path panics while holding these locks; if one ever did, the
-    // maps are still consistent, so carry on rather than cascade the panic.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Shared {
@@ -76,27 +87,37 @@ impl Shared {
                 config.outgoing_bytes,
                 config.max_frame,
             ),
+            inbox: Inbox::new(config.message_queue, config.message_bytes),
+            calls: Calls::new(config.max_in_flight),
+            serving: Serving::new(config.max_concurrent_requests),
             peer,
-            in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
-            handler_slots: Arc::new(Semaphore::new(config.max_concurrent_requests.max(1))),
             config,
-            next_call_id: AtomicU64::new(1),
-            calls: Mutex::default(),
-            serving: Mutex::default(),
-            one_ways_pending: AtomicUsize::new(0),
+            life: Mutex::new(Lifecycle::Open),
+            phase: AtomicU8::new(OPEN),
+            accepting: std::sync::atomic::AtomicBool::new(true),
+            changed: Notify::new(),
             ended: watch::Sender::new(false),
-            draining: AtomicBool::new(false),
-            going_away: AtomicBool::new(false),
-            accepting: AtomicBool::new(true),
-            drained: Notify::new(),
+            outcome: watch::Sender::new(None),
             activity: Activity::new(),
             counters: Counters::default(),
         }
     }
 
-    /// The connection's counters now.
-    pub(super) fn stats(&self) -> Stats {
-        self.counters.snapshot(self.outbox.depth())
+    fn life(&self) -> MutexGuard<'_, Lifecycle> {
+        self.life.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Moves to `next`, keeping the lock-free copies in step.
+    fn set_life(&self, life: &mut Lifecycle, next: Lifecycle) {
+        let (phase, accepting) = match &next {
+            Lifecycle::Open => (OPEN, true),
+            Lifecycle::Draining { peer, .. } => (DRAINING, peer.is_none()),
+            Lifecycle::Closed { .. } => (CLOSED, false),
+        };
+        *life = next;
+        self.phase.store(phase, Ordering::Release);
+        self.accepting.store(accepting, Ordering::Release);
+        self.changed.notify_one();
     }
 
     pub(super) fn peer(&self) -> &str {
@@ -107,30 +128,35 @@ impl Shared {
         &self.config
     }
 
-    pub(super) fn io_error(&self, source: std::io::Error) -> ConnectionError {
-        ConnectionError::Io {
-            peer: self.peer.clone(),
-            source,
+    /// Where links report what they read.
+    pub(super) fn meter(&self) -> Meter<'_> {
+        Meter {
+            activity: &self.activity,
+            counters: &self.counters,
         }
     }
 
-    pub(super) fn frame_error(&self, source: FrameError) -> ConnectionError {
-        ConnectionError::Frame {
-            peer: self.peer.clone(),
-            source,
-        }
+    /// The connection's counters now.
+    pub(super) fn stats(&self) -> Stats {
+        self.counters
+            .snapshot(self.outbox.depth(), self.inbox.len())
     }
 
-    /// The status of a call that cannot complete because the session ended.
+    /// Why a call cannot start or complete now that the session is closed
+    /// (or, before that, that it ended).
     pub(super) fn unavailable(&self) -> Status {
-        let reason = lock(&self.calls).closed.clone();
-        Status::unavailable(
-            reason.unwrap_or_else(|| format!("the session with {} ended", self.peer)),
-        )
+        match &*self.life() {
+            Lifecycle::Closed { status, .. } => status.clone(),
+            _ => Status::unavailable(format!("the session with {} ended", self.peer)),
+        }
     }
 
     pub(super) fn is_closed(&self) -> bool {
-        lock(&self.calls).closed.is_some()
+        self.phase.load(Ordering::Acquire) == CLOSED
+    }
+
+    fn is_draining(&self) -> bool {
+        self.phase.load(Ordering::Acquire) == DRAINING
     }
 
     /// Whether new calls can be made: the session is open and the peer has
@@ -139,42 +165,136 @@ impl Shared {
         self.accepting.load(Ordering::Acquire)
     }
 
-    /// Whether calls are in flight either way.
-    pub(super) fn is_busy(&self) -> bool {
-        !lock(&self.calls).waiting.is_empty()
-            || !lock(&self.serving).is_empty()
-            || self.one_ways_pending.load(Ordering::Relaxed) > 0
-    }
-
-    /// Whether a GOAWAY was sent or received and no call is left.
-    pub(super) fn is_drained(&self) -> bool {
-        self.draining.load(Ordering::Relaxed) && !self.is_busy()
-    }
-
-    /// Waits for the next call to finish while draining.
-    pub(super) async fn call_finished(&self) {
-        self.drained.notified().await;
-    }
-
-    fn on_call_finished(&self) {
-        if self.draining.load(Ordering::Relaxed) {
-            self.drained.notify_one();
+    /// Refuses a new outgoing call when the session is closed or the peer
+    /// said GOAWAY.
+    pub(super) fn admit_call(&self) -> Result<(), Status> {
+        if self.is_accepting_calls() {
+            return Ok(());
+        }
+        match &*self.life() {
+            Lifecycle::Closed { status, .. } => Err(status.clone()),
+            Lifecycle::Draining {
+                peer: Some(status), ..
+            } => Err(Status::unavailable(format!(
+                "{} takes no new calls on this connection: {}",
+                self.peer,
+                status.message()
+            ))),
+            _ => Ok(()),
         }
     }
 
-    /// The peer said GOAWAY: refuse new calls; let waiting ones finish.
-    pub(super) fn on_peer_going_away(&self, reason: String) {
-        lock(&self.calls).peer_going_away = Some(reason);
-        self.accepting.store(false, Ordering::Release);
-        self.draining.store(true, Ordering::Relaxed);
-        self.drained.notify_one();
+    /// Refuses a new incoming call when this side said GOAWAY.
+    pub(super) fn admit_incoming(&self) -> Result<(), Status> {
+        match &*self.life() {
+            Lifecycle::Draining { local: true, .. } | Lifecycle::Closed { .. } => {
+                Err(Status::unavailable(format!(
+                    "the endpoint serving {} is shutting down and takes no new calls",
+                    self.peer
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether calls are in flight either way.
+    pub(super) fn is_busy(&self) -> bool {
+        !self.calls.is_empty() || !self.serving.is_idle()
+    }
+
+    /// Whether a GOAWAY was said either way and no call is left.
+    pub(super) fn is_drained(&self) -> bool {
+        self.is_draining() && !self.is_busy()
+    }
+
+    /// Waits for the next call to finish while draining (or any lifecycle
+    /// change).
+    pub(super) async fn call_finished(&self) {
+        self.changed.notified().await;
+    }
+
+    /// A call finished either way: a draining session may now be done.
+    pub(super) fn on_call_finished(&self) {
+        if self.is_draining() {
+            self.changed.notify_one();
+        }
     }
 
     /// This side says GOAWAY: refuse new incoming calls from now on.
     pub(super) fn go_away(&self) {
-        self.going_away.store(true, Ordering::Relaxed);
-        self.draining.store(true, Ordering::Relaxed);
-        self.drained.notify_one();
+        let mut life = self.life();
+        let next = match &*life {
+            Lifecycle::Open => Lifecycle::Draining {
+                local: true,
+                peer: None,
+            },
+            Lifecycle::Draining { peer, .. } => Lifecycle::Draining {
+                local: true,
+                peer: peer.clone(),
+            },
+            Lifecycle::Closed { .. } => return,
+        };
+        self.set_life(&mut life, next);
+    }
+
+    /// The peer said GOAWAY (`status` says why): refuse new outgoing calls;
+    /// let waiting ones finish.
+    pub(super) fn on_peer_going_away(&self, status: Status) {
+        let mut life = self.life();
+        let local = match &*life {
+            Lifecycle::Open => false,
+            Lifecycle::Draining { local, .. } => *local,
+            Lifecycle::Closed { .. } => return,
+        };
+        let next = Lifecycle::Draining {
+            local,
+            peer: Some(status),
+        };
+        self.set_life(&mut life, next);
+    }
+
+    /// The status calls still waiting fail with when the link ended
+    /// cleanly: the peer's GOAWAY reason if it gave one (so a connection
+    /// the peer closed because of this side's oversized message fails the
+    /// calls with that reason, not a retryable `UNAVAILABLE`), otherwise
+    /// that the connection was closed.
+    pub(super) fn clean_close_status(&self) -> Status {
+        match &*self.life() {
+            Lifecycle::Draining {
+                peer: Some(status), ..
+            } if status.code() != Code::Unavailable => Status::new(
+                status.code(),
+                format!("{} closed the connection: {}", self.peer, status.message()),
+            ),
+            _ => Status::unavailable(format!("the connection with {} was closed", self.peer)),
+        }
+    }
+
+    /// `Some(true)` once the session has closed cleanly, `Some(false)` once
+    /// it has closed with an error, `None` while it is open.
+    pub(super) fn ended_cleanly(&self) -> Option<bool> {
+        match &*self.life() {
+            Lifecycle::Closed { clean, .. } => Some(*clean),
+            _ => None,
+        }
+    }
+
+    /// Why a protocol message was not queued.
+    pub(super) fn message_refusal(&self, refused: Refused, message: &'static str) -> SendError {
+        let peer = self.peer.clone();
+        match refused {
+            Refused::Full(_) => SendError::Full { peer },
+            Refused::Closed => SendError::Closed {
+                peer,
+                reason: self.unavailable().message().to_owned(),
+            },
+            Refused::TooLarge(len) => SendError::TooLarge {
+                peer,
+                message,
+                len,
+                max: self.config.max_frame,
+            },
+        }
     }
 
     /// Queues an envelope for the writer, waiting while the queue is full.
@@ -196,11 +316,6 @@ impl Shared {
             .map_err(|refused| self.refusal(refused))
     }
 
-    /// Queues an envelope if there is room now; hands it back if not.
-    pub(super) fn offer(&self, envelope: Envelope) -> Result<(), Refused> {
-        self.outbox.push(envelope)
-    }
-
     /// The status for an envelope the outbox refused.
     pub(super) fn refusal(&self, refused: Refused) -> Status {
         match refused {
@@ -216,214 +331,51 @@ impl Shared {
         }
     }
 
-    /// Takes a slot for one more call awaiting a response.
-    pub(super) async fn acquire_call_slot(&self) -> Result<OwnedSemaphorePermit, Status> {
-        Arc::clone(&self.in_flight)
-            .acquire_owned()
-            .await
-            .map_err(|_| self.unavailable())
-    }
-
-    /// Registers a call awaiting a reply; fails once the session has ended.
-    pub(super) fn register(&self) -> Result<(u64, oneshot::Receiver<Reply>), Status> {
-        let mut calls = lock(&self.calls);
-        if let Some(reason) = calls.closed.as_ref().or(calls.peer_going_away.as_ref()) {
-            return Err(Status::unavailable(reason.clone()));
-        }
-        let call_id = self.next_call_id.fetch_add(1, Ordering::Relaxed);
-        let (reply, receiver) = oneshot::channel();
-        calls.waiting.insert(call_id, reply);
-        Ok((call_id, receiver))
-    }
-
-    /// Forgets a call whose caller stopped waiting. Returns whether it was
-    /// still waiting (and so whether the peer may still be working on it).
-    pub(super) fn forget(&self, call_id: u64) -> bool {
-        let was_waiting = lock(&self.calls).waiting.remove(&call_id).is_some();
-        self.on_call_finished();
-        was_waiting
-    }
-
-    /// Hands a reply to the caller waiting on `call_id`. A reply nobody waits
-    /// for (the caller gave up) is dropped.
-    pub(super) fn complete(&self, call_id: u64, reply: Reply) {
-        let waiting = lock(&self.calls).waiting.remove(&call_id);
-        match waiting {
-            Some(caller) => {
-                let _ = caller.send(reply);
-            }
-            None => tracing::trace!(
-                peer = self.peer,
-                call_id,
-                "reply for a call no longer waiting"
-            ),
-        }
-    }
-
-    /// Whether this side said GOAWAY and so takes no new calls.
-    pub(super) fn refuses_calls(&self) -> Result<(), Status> {
-        if self.going_away.load(Ordering::Relaxed) {
-            return Err(Status::unavailable(format!(
-                "the endpoint serving {} is shutting down and takes no new calls",
-                self.peer
-            )));
-        }
-        Ok(())
-    }
-
-    /// Makes finished calls signal [`call_finished`](Self::call_finished).
-    pub(super) fn start_draining(&self) {
-        self.draining.store(true, Ordering::Relaxed);
-    }
-
-    /// Whether one-way messages are queued for or in their handler.
-    pub(super) fn has_one_ways_pending(&self) -> bool {
-        self.one_ways_pending.load(Ordering::Relaxed) > 0
-    }
-
-    /// `count` one-way messages were queued for their handler.
-    pub(super) fn one_ways_queued(&self, count: usize) {
-        self.one_ways_pending.fetch_add(count, Ordering::Relaxed);
-    }
-
-    /// `count` one-way messages were handled (or dropped).
-    pub(super) fn one_ways_done(&self, count: usize) {
-        self.one_ways_pending.fetch_sub(count, Ordering::Relaxed);
-        self.on_call_finished();
-    }
-
-    /// Resolves when the session has ended.
+    /// Resolves when the session has closed.
     pub(super) async fn ended(&self) {
         let mut ended = self.ended.subscribe();
         let _ = ended.wait_for(|ended| *ended).await;
     }
 
-    /// Serves a request from the peer.
-    ///
-    /// The handler runs here, in the reader's pass, and most answer without
-    /// waiting; only a handler that waits gets a task of its own (and is
-    /// registered so a cancel can stop it). Fails at once, without running
-    /// anything, when every handler slot is busy or the call id is already
-    /// being served.
-    pub(super) async fn serve_request<S: Service>(
-        self: &Arc<Self>,
-        service: &Arc<S>,
-        envelope: Envelope,
-    ) -> Result<(), Status> {
-        self.refuses_calls()?;
-        let slot = Arc::clone(&self.handler_slots)
-            .try_acquire_owned()
-            .map_err(|_| {
-                Status::resource_exhausted(format!(
-                    "{} calls are already being served for {}",
-                    self.config.max_concurrent_requests, self.peer
-                ))
-            })?;
-        let call_id = envelope.call_id;
-        if lock(&self.serving).contains_key(&call_id) {
-            return Err(Status::invalid_argument(format!(
-                "call id {call_id} is already in use by a call in progress"
-            )));
+    /// Records how the session ended (its task has finished).
+    pub(super) fn record_outcome(&self, outcome: Result<(), ConnectionError>) {
+        if let Err(error) = &outcome {
+            tracing::debug!(peer = self.peer, %error, "a session ended with an error");
         }
-        let timeout =
-            (envelope.timeout_micros > 0).then(|| Duration::from_micros(envelope.timeout_micros));
-        let handler = Handler {
-            shared: Arc::clone(self),
-            service: Arc::clone(service),
-            call_id,
-            method: envelope.method,
-            body: envelope.body,
-            timeout,
-        };
-        let mut task = Box::pin(handler.run_request(slot));
-        let finished =
-            std::future::poll_fn(|cx| Poll::Ready(task.as_mut().poll(cx).is_ready())).await;
-        if finished {
-            return Ok(());
-        }
-        let mut serving = lock(&self.serving);
-        // The lock is held across the spawn so the handler cannot finish and
-        // unregister before it is registered.
-        let spawned = tokio::spawn(task);
-        serving.insert(call_id, spawned.abort_handle());
-        Ok(())
+        self.outcome.send_replace(Some(outcome));
     }
 
-    /// Stops the handler of `call_id`, if it is still running.
-    pub(super) fn cancel_serving(&self, call_id: u64) {
-        if let Some(task) = lock(&self.serving).remove(&call_id) {
-            task.abort();
-        }
-    }
-
-    fn finish_serving(&self, call_id: u64) {
-        lock(&self.serving).remove(&call_id);
-        self.on_call_finished();
-    }
-
-    /// Ends the session: fails every waiting call with `reason`, stops every
-    /// handler, and refuses new calls.
-    pub(super) fn shut_down(&self, reason: String) {
-        let waiting = {
-            let mut calls = lock(&self.calls);
-            calls.closed = Some(reason.clone());
-            self.accepting.store(false, Ordering::Release);
-            std::mem::take(&mut calls.waiting)
-        };
-        for (_, caller) in waiting {
-            let _ = caller.send(Err(Status::unavailable(reason.clone())));
-        }
-        for (_, task) in std::mem::take(&mut *lock(&self.serving)) {
-            task.abort();
-        }
-        self.in_flight.close();
-        self.outbox.close();
-        self.ended.send_replace(true);
-    }
-}
-
-/// One incoming call, run on a task of its own.
-struct Handler<S> {
-    shared: Arc<Shared>,
-    service: Arc<S>,
-    call_id: u64,
-    method: u32,
-    body: Bytes,
-    timeout: Option<Duration>,
-}
-
-impl<S: Service> Handler<S> {
-    async fn outcome(&self) -> Reply {
-        let call = self.service.call(self.method, self.body.clone());
-        match self.timeout {
-            None => call.await,
-            Some(limit) => tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
-                Err(Status::deadline_exceeded(format!(
-                    "the handler did not finish within the caller's {limit:?}"
-                )))
+    /// Waits until the session's task has finished, and says how it ended.
+    pub(super) async fn outcome(&self) -> Result<(), ConnectionError> {
+        let mut outcome = self.outcome.subscribe();
+        let ended = outcome.wait_for(Option::is_some).await;
+        match ended.as_deref() {
+            Ok(Some(result)) => result.clone(),
+            _ => Err(ConnectionError::Aborted {
+                peer: self.peer.clone(),
             }),
         }
     }
 
-    async fn run_request(self, _slot: OwnedSemaphorePermit) {
-        let outcome = self.outcome().await;
-        self.shared.finish_serving(self.call_id);
-        if let Err(refused) = self.shared.enqueue(response(self.call_id, outcome)).await {
-            // Too large to send: tell the caller why instead. (When the
-            // session is closing, this fails too and nobody is waiting.)
-            let _ = self
-                .shared
-                .enqueue(response(self.call_id, Err(refused)))
-                .await;
+    /// Closes the session: fails every waiting call with `status`, stops
+    /// every handler, refuses new calls and messages, and tells the
+    /// application's message stream that nothing more will come.
+    pub(super) fn shut_down(&self, status: Status, clean: bool) {
+        {
+            let mut life = self.life();
+            if matches!(*life, Lifecycle::Closed { .. }) {
+                return;
+            }
+            let closed = Lifecycle::Closed {
+                status: status.clone(),
+                clean,
+            };
+            self.set_life(&mut life, closed);
         }
+        self.calls.fail_all(&status);
+        self.serving.abort_all();
+        self.outbox.close();
+        self.inbox.end();
+        self.ended.send_replace(true);
     }
-}
-
-/// Whether an envelope of this kind is a call's traffic (as opposed to
-/// heartbeats and GOAWAY), which keeps the idle timer from firing.
-pub(super) fn is_call_traffic(kind: i32) -> bool {
-    matches!(
-        Kind::try_from(kind),
-        Ok(Kind::Request | Kind::Response | Kind::OneWay | Kind::Cancel)
-    )
 }

@@ -16,6 +16,8 @@ pub struct Stats {
     pub messages_out: u64,
     /// Envelopes waiting for the writer now.
     pub queue_depth: usize,
+    /// Protocol messages received and waiting for the application now.
+    pub inbox_depth: usize,
     /// The latest round trip measured by a heartbeat, if any was answered.
     pub rtt: Option<Duration>,
 }
@@ -41,7 +43,7 @@ impl Counters {
         self.rtt_micros.store(micros, Ordering::Relaxed);
     }
 
-    pub(super) fn snapshot(&self, queue_depth: usize) -> Stats {
+    pub(super) fn snapshot(&self, queue_depth: usize, inbox_depth: usize) -> Stats {
         let rtt = match self.rtt_micros.load(Ordering::Relaxed) {
             0 => None,
             micros => Some(Duration::from_micros(micros)),
@@ -52,6 +54,7 @@ impl Counters {
             messages_in: self.messages_in.load(Ordering::Relaxed),
             messages_out: self.messages_out.load(Ordering::Relaxed),
             queue_depth,
+            inbox_depth,
             rtt,
         }
     }

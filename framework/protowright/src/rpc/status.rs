@@ -8,11 +8,25 @@ pub use crate::v1::Code;
 
 /// Why a call failed: a [`Code`] a program can act on and a message a person
 /// can read. Travels on the wire as `protowright.v1.Status`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Two statuses are equal when their codes and messages are; where a status
+/// came from ([`is_from_peer`](Self::is_from_peer)) is not compared.
+#[derive(Debug, Clone)]
 pub struct Status {
     code: Code,
     message: String,
+    /// Whether it arrived in the peer's response (its handler, or its
+    /// session refusing the call) rather than being made on this side.
+    from_peer: bool,
 }
+
+impl PartialEq for Status {
+    fn eq(&self, other: &Self) -> bool {
+        self.code == other.code && self.message == other.message
+    }
+}
+
+impl Eq for Status {}
 
 impl std::error::Error for Status {}
 
@@ -39,7 +53,16 @@ impl Status {
         Self {
             code,
             message: message.into(),
+            from_peer: false,
         }
+    }
+
+    /// Whether the peer answered the call with this status (its handler
+    /// returned it, or its session refused the call), as opposed to a
+    /// failure on this side (a deadline, a lost connection). A call the
+    /// peer answered is never retried automatically, whatever the code.
+    pub fn is_from_peer(&self) -> bool {
+        self.from_peer
     }
 
     /// What kind of failure this is.
@@ -83,7 +106,10 @@ impl Status {
     /// [`Code::Unknown`], keeping the peer's message.
     pub fn from_wire(status: v1::Status) -> Self {
         let code = Code::try_from(status.code).unwrap_or(Code::Unknown);
-        Self::new(code, status.message)
+        Self {
+            from_peer: true,
+            ..Self::new(code, status.message)
+        }
     }
 }
 
@@ -101,9 +127,12 @@ mod tests {
     }
 
     #[test]
-    fn round_trips_through_the_wire_form() {
+    fn round_trips_through_the_wire_form_marked_as_the_peers() {
         let status = Status::unavailable("gone");
-        assert_eq!(Status::from_wire(status.to_wire()), status);
+        assert!(!status.is_from_peer());
+        let received = Status::from_wire(status.to_wire());
+        assert_eq!(received, status);
+        assert!(received.is_from_peer());
     }
 
     #[test]

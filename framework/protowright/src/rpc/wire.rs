@@ -1,4 +1,5 @@
-//! The receive path's envelope decoder.
+//! Envelopes: building the ones a session sends, and decoding the ones it
+//! receives.
 //!
 //! Every message a session reads is an envelope, so decoding it is on the
 //! hottest path. This decoder parses the fields in place and turns the
@@ -13,7 +14,74 @@ use std::ops::Range;
 use bytes::{Buf, Bytes};
 use prost::{DecodeError, Message};
 
-use crate::v1::{Envelope, Status};
+use super::Status as CallStatus;
+use crate::v1::{Envelope, Kind, Status};
+
+/// The response envelope for `call_id`.
+pub(super) fn response(call_id: u64, outcome: Result<Bytes, CallStatus>) -> Envelope {
+    match outcome {
+        Ok(body) => Envelope {
+            kind: Kind::Response as i32,
+            call_id,
+            body,
+            ..Envelope::default()
+        },
+        Err(status) => Envelope {
+            kind: Kind::Response as i32,
+            call_id,
+            status: Some(status.to_wire()),
+            ..Envelope::default()
+        },
+    }
+}
+
+/// A one-way call of `method`.
+pub(super) fn one_way(method: u32, body: Bytes) -> Envelope {
+    Envelope {
+        kind: Kind::OneWay as i32,
+        method,
+        body,
+        ..Envelope::default()
+    }
+}
+
+/// A protocol message (`body` is the protocol root's encoding).
+pub(super) fn message(body: Bytes) -> Envelope {
+    Envelope {
+        kind: Kind::Message as i32,
+        body,
+        ..Envelope::default()
+    }
+}
+
+/// A GOAWAY saying why: no new calls on this connection.
+pub(super) fn go_away(status: &CallStatus) -> Envelope {
+    Envelope {
+        kind: Kind::Goaway as i32,
+        status: Some(status.to_wire()),
+        ..Envelope::default()
+    }
+}
+
+/// An envelope of `kind` that carries only a call id: PING (call id 0 for
+/// a heartbeat), PONG, CANCEL.
+pub(super) fn control(kind: Kind, call_id: u64) -> Envelope {
+    Envelope {
+        kind: kind as i32,
+        call_id,
+        ..Envelope::default()
+    }
+}
+
+/// Whether an envelope of this kind is the application's traffic (calls,
+/// responses, one-way and protocol messages) rather than heartbeats and
+/// GOAWAY; only traffic keeps the idle timer from firing.
+pub(super) fn is_traffic(kind: i32) -> bool {
+    matches!(
+        Kind::try_from(kind),
+        Ok(Kind::Request | Kind::Response | Kind::OneWay | Kind::Cancel | Kind::Message)
+    )
+}
 
 /// Decodes one envelope from a whole frame.
 pub(super) fn decode_envelope(mut frame: Bytes) -> Result<Envelope, DecodeError> {

@@ -1,29 +1,19 @@
-//! The TCP transport: framed protobuf connections with everything raw
-//! sockets leave to the user handled.
+//! The TCP transport: length-delimited envelopes over a byte stream.
 //!
-//! A [`Server`] accepts connections (up to a limit), runs an RPC session on
-//! each, and shuts down gracefully. A [`Client`] keeps one connection to a
-//! server alive — reconnecting with jittered exponential backoff, retrying
-//! idempotent calls within a budget — and implements
-//! [`rpc::Channel`](crate::rpc::Channel), so generated clients run over it.
+//! Servers and clients on TCP are [`crate::Server`] and [`crate::Client`]
+//! with [`crate::Transport::Tcp`]; this module holds what is TCP's own:
+//! the stream link that cuts a byte stream into envelope frames (used for
+//! TCP, TLS, and the in-memory harness's pipe) and, with the `tls`
+//! feature, TLS through rustls.
 //!
 //! On the wire each frame is a varint length followed by one
-//! `protowright.v1.Envelope` (see the crate README). Both ends are written
-//! against [`crate::net`], so the same code runs on real sockets and in
-//! simulation.
+//! `protowright.v1.Envelope` (see the crate README): calls, responses,
+//! and the protocol's messages, all in one order. Frames above the
+//! session's `max_frame` are refused before anything is allocated, and the
+//! connection is closed with a GOAWAY saying why.
 
-mod backoff;
-mod client;
-mod config;
-mod error;
-mod retry;
-mod server;
+mod link;
 #[cfg(feature = "tls")]
 pub mod tls;
 
-pub use backoff::Backoff;
-pub use client::{Client, ClientStats, ConnectionState};
-pub use config::{ClientConfig, ServerConfig};
-pub use error::Error;
-pub use retry::RetryPolicy;
-pub use server::{Server, ServerHandle, ServerStats};
+pub(crate) use link::StreamLink;

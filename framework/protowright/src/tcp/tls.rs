@@ -106,6 +106,10 @@ impl<N: Net> Net for Tls<N> {
         })
     }
 
+    fn fill_random(&self, dest: &mut [u8]) -> io::Result<()> {
+        self.inner.fill_random(dest)
+    }
+
     async fn bind_datagram(&self, _addr: SocketAddr) -> io::Result<Self::Datagram> {
         Err(io::Error::new(
             io::ErrorKind::Unsupported,

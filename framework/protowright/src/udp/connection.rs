@@ -1,29 +1,23 @@
-//! The application's handle to one reliable-UDP connection: messages on
-//! the four delivery lanes, typed protocol messages, and an RPC session
-//! over the connection's session lane.
+//! The raw handle to one reliable-UDP connection: bytes on the four
+//! delivery lanes and per-channel priorities.
+//!
+//! Applications normally use [`crate::Connection`], which runs typed
+//! protocol messages and RPC over this handle (RPC on the connection's
+//! session lane, apart from the application's channels). This handle is
+//! for code that wants the lanes themselves.
 
-use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::Poll;
 
-use bytes::{Buf, Bytes};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use bytes::Bytes;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::Error;
-use super::endpoint::Owner;
-use super::proto::{
-    CLOSE_NORMAL, CloseReason, ConnectionHandle, ConnectionStats, Lane, Message, SendError,
-};
-use super::shared::{Shared, State};
-use crate::rpc::{self, Service, Session};
-use crate::{Delivery, MessageInfo, Protocol};
-
-/// The most bytes of the session stream put in one message.
-const SESSION_CHUNK: usize = 64 << 10;
+use super::proto::{CLOSE_NORMAL, CloseReason, ConnectionHandle, ConnectionStats, Lane, Message, SendError};
+use super::shared::{Owner, Shared, State};
+use crate::Delivery;
 
 /// One reliable-UDP connection. Cheap to clone; clones share it. Dropping
 /// the last clone closes it gracefully: what was queued is still delivered.
@@ -43,14 +37,9 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        let mut state = self.shared.lock();
-        let now = Instant::now().into_std();
-        state
-            .engine
-            .close(self.handle, now, CLOSE_NORMAL, "connection dropped");
-        state.engine.discard(self.handle);
-        state.connections.remove(&self.handle);
-        drop(state);
+        self.shared
+            .lock()
+            .release_handle(self.handle, "connection dropped");
         self.shared.wake_driver.notify_one();
     }
 }
@@ -81,12 +70,13 @@ impl Connection {
 
     /// Waits until `poll` is ready, re-checking whenever the driver touches
     /// this connection.
-    async fn wait_for<T>(
+    pub(super) async fn wait_for<T>(
         &self,
-        mut poll: impl FnMut(&mut State) -> Poll<Result<T, Error>>,
+        mut poll: impl FnMut(&mut State, ConnectionHandle) -> Poll<Result<T, Error>>,
     ) -> Result<T, Error> {
+        let handle = self.inner.handle;
         // The common case, ready at once, skips registering for a wake-up.
-        if let Poll::Ready(result) = poll(&mut self.inner.shared.lock()) {
+        if let Poll::Ready(result) = poll(&mut self.inner.shared.lock(), handle) {
             return result;
         }
         loop {
@@ -95,7 +85,7 @@ impl Connection {
             notified.as_mut().enable();
             {
                 let mut state = self.inner.shared.lock();
-                if let Poll::Ready(result) = poll(&mut state) {
+                if let Poll::Ready(result) = poll(&mut state, handle) {
                     return result;
                 }
             }
@@ -103,29 +93,30 @@ impl Connection {
         }
     }
 
-    /// Why the connection can no longer be used, if it cannot.
-    fn ended(&self, state: &State) -> Option<Error> {
-        if let Some(failure) = &state.stopped {
-            return Some(Error::EndpointClosed(failure.clone()));
-        }
-        let entry = state.connections.get(&self.inner.handle)?;
-        entry.closed.as_ref().map(|reason| Error::Closed {
-            peer: self.inner.peer,
-            reason: reason.clone(),
-        })
+    /// Wakes the driver: there is something to send.
+    pub(super) fn wake_driver(&self) {
+        self.inner.shared.wake_driver.notify_one();
     }
 
-    fn try_queue(
+    /// Runs `action` on the engine under the lock, then wakes the driver.
+    pub(super) fn with_engine<T>(&self, action: impl FnOnce(&mut State, ConnectionHandle) -> T) -> T {
+        let result = action(&mut self.inner.shared.lock(), self.inner.handle);
+        self.inner.shared.wake_driver.notify_one();
+        result
+    }
+
+    /// Queues `data` if the send buffer has room now; `Pending` if not.
+    pub(super) fn try_queue(
         &self,
         state: &mut State,
         lane: Lane,
         channel: u32,
         data: &Bytes,
     ) -> Poll<Result<(), Error>> {
-        if let Some(error) = self.ended(state) {
+        let handle = self.inner.handle;
+        if let Some(error) = state.ended(handle, self.inner.peer) {
             return Poll::Ready(Err(error));
         }
-        let handle = self.inner.handle;
         let Some(connection) = state.engine.connection(handle) else {
             return Poll::Ready(Err(Error::EndpointClosed(None)));
         };
@@ -150,12 +141,11 @@ impl Connection {
     /// data back).
     pub async fn send(&self, delivery: Delivery, channel: u32, data: Bytes) -> Result<(), Error> {
         let lane = Lane::from(delivery);
-        self.wait_for(|state| self.try_queue(state, lane, channel, &data))
+        self.wait_for(|state, _| self.try_queue(state, lane, channel, &data))
             .await
     }
 
-    /// Sends without waiting: a full send buffer is
-    /// [`SendError::Full`].
+    /// Sends without waiting: a full send buffer is [`SendError::Full`].
     pub fn try_send(&self, delivery: Delivery, channel: u32, data: Bytes) -> Result<(), Error> {
         let mut state = self.inner.shared.lock();
         match self.try_queue(&mut state, Lane::from(delivery), channel, &data) {
@@ -167,44 +157,13 @@ impl Connection {
         }
     }
 
-    /// Sends a schema message on the delivery and channel its schema
-    /// options give it.
-    pub async fn send_message<M: prost::Message + MessageInfo>(
-        &self,
-        message: &M,
-    ) -> Result<(), Error> {
-        self.send(
-            M::DELIVERY,
-            M::CHANNEL,
-            Bytes::from(message.encode_to_vec()),
-        )
-        .await
-    }
-
-    /// Sends one message of protocol `P` (a schema's protocol root), on
-    /// the delivery and channel of the member message: the receiver reads
-    /// it with [`recv_protocol`](Self::recv_protocol).
-    pub async fn send_protocol<P, M>(&self, message: M) -> Result<(), Error>
-    where
-        P: Protocol,
-        M: MessageInfo + Into<P>,
-    {
-        let root: P = message.into();
-        self.send(M::DELIVERY, M::CHANNEL, Bytes::from(root.encode_to_vec()))
-            .await
-    }
-
-    /// Waits for the next message. After the connection ends, messages
-    /// that arrived before its end are still returned; then the reason.
+    /// Waits for the next message on any of the application's lanes (RPC
+    /// envelopes on the session lane go to the connection's session).
+    /// After the connection ends, messages that arrived before its end are
+    /// still returned; then the reason.
     pub async fn recv(&self) -> Result<Message, Error> {
-        self.wait_for(|state| {
-            let handle = self.inner.handle;
-            state.route(handle, Lane::ReliableOrdered);
-            let message = state
-                .connections
-                .get_mut(&handle)
-                .and_then(|entry| entry.messages.pop_front());
-            if let Some(message) = message {
+        self.wait_for(|state, handle| {
+            if let Some(message) = state.engine.recv(handle) {
                 if message.lane.is_reliable()
                     && state.engine.release(handle, message.data.len() as u64)
                 {
@@ -213,26 +172,22 @@ impl Connection {
                 }
                 return Poll::Ready(Ok(message));
             }
-            match self.ended(state) {
+            match state.ended(handle, self.inner.peer) {
                 Some(error) => Poll::Ready(Err(error)),
-                None if !state.connections.contains_key(&handle) => {
-                    Poll::Ready(Err(Error::EndpointClosed(None)))
-                }
                 None => Poll::Pending,
             }
         })
         .await
     }
 
-    /// Waits for the next message and decodes it as protocol `P`.
-    pub async fn recv_protocol<P: Protocol>(&self) -> Result<P, Error> {
-        let message = self.recv().await?;
-        P::decode(message.data).map_err(|source| Error::Decode {
-            peer: self.inner.peer,
-            lane: message.lane,
-            channel: message.channel,
-            source,
-        })
+    /// The largest message the peer accepts (its limit, learnt in the
+    /// handshake, or this side's if lower).
+    pub fn max_message(&self) -> u64 {
+        let state = self.inner.shared.lock();
+        state
+            .engine
+            .connection(self.inner.handle)
+            .map_or(0, |connection| connection.max_message())
     }
 
     /// Sets the priority of `channel` for the messages sent on it from now
@@ -251,26 +206,24 @@ impl Connection {
     /// first (within the idle timeout), then the peer is told `code` and
     /// `reason`.
     pub fn close(&self, code: u64, reason: &str) {
-        let mut state = self.inner.shared.lock();
-        let now = Instant::now().into_std();
-        state.engine.close(self.inner.handle, now, code, reason);
-        drop(state);
-        self.inner.shared.wake_driver.notify_one();
+        self.with_engine(|state, handle| {
+            let now = Instant::now().into_std();
+            state.engine.close(handle, now, code, reason);
+        });
     }
 
     /// Closes at once, dropping whatever is queued.
     pub fn abort(&self, code: u64, reason: &str) {
-        let mut state = self.inner.shared.lock();
-        let now = Instant::now().into_std();
-        state.engine.abort(self.inner.handle, now, code, reason);
-        drop(state);
-        self.inner.shared.wake_driver.notify_one();
+        self.with_engine(|state, handle| {
+            let now = Instant::now().into_std();
+            state.engine.abort(handle, now, code, reason);
+        });
     }
 
     /// Waits for the connection to end and says why.
     pub async fn closed(&self) -> CloseReason {
         let result = self
-            .wait_for(|state| match self.ended(state) {
+            .wait_for(|state, handle| match state.ended(handle, self.inner.peer) {
                 Some(Error::Closed { reason, .. }) => Poll::Ready(Ok(reason)),
                 Some(error) => Poll::Ready(Ok(CloseReason::Local {
                     code: CLOSE_NORMAL,
@@ -293,104 +246,5 @@ impl Connection {
             .engine
             .connection(self.inner.handle)
             .map(|c| c.stats())
-    }
-
-    /// Runs an RPC session over this connection's session lane (reliable,
-    /// ordered, apart from the application's channels), serving incoming
-    /// calls with `service`. Generated clients call through
-    /// [`Session::client`]. At most one session per connection.
-    pub fn rpc<S: Service>(&self, service: S, config: rpc::Config) -> Session {
-        let stream = SessionStream {
-            connection: self.clone(),
-        };
-        Session::spawn(stream, self.inner.peer.to_string(), service, config)
-    }
-}
-
-/// The session lane as an ordered byte stream, for [`Session`].
-#[derive(Debug)]
-struct SessionStream {
-    connection: Connection,
-}
-
-impl SessionStream {
-    fn register(state: &mut State, handle: ConnectionHandle, cx: &Context<'_>) {
-        if let Some(entry) = state.connections.get_mut(&handle)
-            && !entry.wakers.iter().any(|waker| waker.will_wake(cx.waker()))
-        {
-            entry.wakers.push(cx.waker().clone());
-        }
-    }
-}
-
-impl AsyncRead for SessionStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let inner = &self.connection.inner;
-        let mut state = inner.shared.lock();
-        state.route(inner.handle, Lane::Session);
-        let ended = self.connection.ended(&state).is_some();
-        let Some(entry) = state.connections.get_mut(&inner.handle) else {
-            return Poll::Ready(Ok(()));
-        };
-        if let Some(front) = entry.session.front_mut() {
-            let len = front.len().min(buf.remaining());
-            buf.put_slice(&front[..len]);
-            front.advance(len);
-            if front.is_empty() {
-                entry.session.pop_front();
-            }
-            if state.engine.release(inner.handle, len as u64) {
-                inner.shared.wake_driver.notify_one();
-            }
-            return Poll::Ready(Ok(()));
-        }
-        if ended {
-            // The end of the stream.
-            return Poll::Ready(Ok(()));
-        }
-        Self::register(&mut state, inner.handle, cx);
-        Poll::Pending
-    }
-}
-
-impl AsyncWrite for SessionStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let inner = &self.connection.inner;
-        let mut state = inner.shared.lock();
-        let max = state
-            .engine
-            .connection(inner.handle)
-            .map_or(SESSION_CHUNK as u64, |c| c.max_message());
-        let len = buf.len().min(SESSION_CHUNK).min(max as usize);
-        let data = Bytes::copy_from_slice(&buf[..len]);
-        match self
-            .connection
-            .try_queue(&mut state, Lane::Session, 0, &data)
-        {
-            Poll::Ready(Ok(())) => Poll::Ready(Ok(len)),
-            Poll::Ready(Err(error)) => {
-                Poll::Ready(Err(io::Error::new(io::ErrorKind::BrokenPipe, error)))
-            }
-            Poll::Pending => {
-                Self::register(&mut state, inner.handle, cx);
-                Poll::Pending
-            }
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
     }
 }

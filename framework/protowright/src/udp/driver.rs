@@ -17,8 +17,7 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
-use super::proto::{Event, Side};
-use super::shared::{ConnectionState, Shared, State};
+use super::shared::Shared;
 use crate::net::Datagram;
 
 /// Datagrams gathered per turn before the socket is read again.
@@ -49,8 +48,10 @@ pub(crate) async fn drive<D: Datagram>(socket: D, shared: Arc<Shared>) {
                 let end = send_buf.len();
                 batch.push((transmit.destination, end - transmit.size, end));
             }
-            dispatch_events(&mut state, &shared);
-            let stop = state.shutting_down && state.engine.connection_count() == 0;
+            if state.dispatch_events() {
+                shared.incoming.notify_waiters();
+            }
+            let stop = state.is_finished();
             (state.engine.poll_timeout(), stop)
         };
         let max_segments = socket.max_segments();
@@ -70,6 +71,9 @@ pub(crate) async fn drive<D: Datagram>(socket: D, shared: Arc<Shared>) {
                     .await
             };
             if let Err(error) = sent {
+                if error.kind() == std::io::ErrorKind::ConnectionRefused {
+                    shared.lock().on_refused();
+                }
                 // Datagrams may be lost; the protocol recovers. Only say so.
                 tracing::debug!(%destination, %error, "udp send failed");
             }
@@ -110,12 +114,18 @@ pub(crate) async fn drive<D: Datagram>(socket: D, shared: Arc<Shared>) {
                         }
                     }
                 }
+                Err(error) if error.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    // Only a socket restricted to one peer reports this, and
+                    // then it is that peer's refusal.
+                    tracing::debug!(%error, "the peer refused our datagrams");
+                    shared.lock().on_refused();
+                }
                 Err(error) if is_transient(&error) => {
                     tracing::debug!(%error, "udp receive error ignored");
                 }
                 Err(error) => {
                     tracing::warn!(%error, "udp socket failed; stopping the endpoint");
-                    stop_all(&shared, Some(error.to_string()));
+                    shared.stop(Some(error.to_string()));
                     return;
                 }
             },
@@ -123,7 +133,7 @@ pub(crate) async fn drive<D: Datagram>(socket: D, shared: Arc<Shared>) {
             () = sleep => {}
         }
     }
-    stop_all(&shared, None);
+    shared.stop(None);
 }
 
 /// The most bytes one segmented send carries: a UDP datagram's limit.
@@ -171,50 +181,6 @@ fn is_transient(error: &std::io::Error) -> bool {
     ) || error
         .raw_os_error()
         .is_some_and(|code| code == 90 /* EMSGSIZE */)
-}
-
-/// Hands lifecycle events to the handles and wakes every touched one.
-fn dispatch_events(state: &mut State, shared: &Shared) {
-    while let Some((handle, event)) = state.engine.poll_event() {
-        let side = state.engine.connection(handle).map(|c| c.side());
-        match event {
-            Event::Connected => {
-                if side == Some(Side::Server) && !state.connections.contains_key(&handle) {
-                    let mut connection = ConnectionState::new();
-                    connection.connected = true;
-                    state.connections.insert(handle, connection);
-                    state.accept_queue.push_back(handle);
-                    shared.incoming.notify_waiters();
-                } else if let Some(connection) = state.connections.get_mut(&handle) {
-                    connection.connected = true;
-                }
-            }
-            Event::Closed(reason) => {
-                if let Some(connection) = state.connections.get_mut(&handle) {
-                    connection.closed = Some(reason);
-                    connection.wake();
-                } else {
-                    // Nobody holds it: let the engine forget it.
-                    state.engine.discard(handle);
-                }
-            }
-        }
-    }
-    for handle in state.engine.drain_touched() {
-        if let Some(connection) = state.connections.get_mut(&handle) {
-            connection.wake();
-        }
-    }
-}
-
-fn stop_all(shared: &Shared, failure: Option<String>) {
-    let mut state = shared.lock();
-    state.stopped = Some(failure);
-    for connection in state.connections.values_mut() {
-        connection.wake();
-    }
-    drop(state);
-    shared.incoming.notify_waiters();
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The public endpoint: a bound UDP socket, its driver task, and the ways
 //! to get connections out of it.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use tokio::time::Instant;
@@ -9,87 +9,85 @@ use tokio::time::Instant;
 use super::Error;
 use super::connection::Connection;
 use super::driver::drive;
-use super::proto::{self, CLOSE_NORMAL, Config};
-use super::shared::{ConnectionState, Shared};
+use super::proto::{self, Config};
+use super::shared::{Owner, Shared};
 use crate::net::{Datagram, Net};
 
 /// A reliable-UDP endpoint: one socket serving any number of connections,
 /// as a server (accepting), a client (connecting), or both.
 ///
 /// Cheap to clone; the driver runs until [`shutdown`](Self::shutdown) or
-/// until every clone and every connection is dropped.
+/// until every clone and every connection is dropped. Its randomness
+/// (connection ids, the cookie key) comes from the network provider: the
+/// system's secure generator on real sockets, the seeded one in a
+/// simulation.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     shared: Arc<Shared>,
     local_addr: SocketAddr,
-    _owner: Arc<Owner>,
-}
-
-/// Shuts the endpoint down when the last handle goes.
-#[derive(Debug)]
-pub(super) struct Owner {
-    shared: Arc<Shared>,
-}
-
-impl Drop for Owner {
-    fn drop(&mut self) {
-        shut_down(&self.shared, "endpoint dropped");
-    }
-}
-
-/// Stops accepting, closes every connection gracefully with `reason`, and
-/// lets the driver stop once they are gone.
-fn shut_down(shared: &Shared, reason: &str) {
-    let mut state = shared.lock();
-    state.shutting_down = true;
-    state.engine.listen(false);
-    let now = Instant::now().into_std();
-    let handles: Vec<_> = state.connections.keys().copied().collect();
-    for handle in handles {
-        state.engine.close(handle, now, CLOSE_NORMAL, reason);
-    }
-    drop(state);
-    shared.wake_driver.notify_one();
-    shared.incoming.notify_waiters();
+    owner: Arc<Owner>,
 }
 
 impl Endpoint {
     /// Binds a server endpoint on `addr` that accepts connections.
     /// Must be called inside a tokio runtime (the driver is a task).
-    pub async fn server<N: Net>(net: &N, addr: SocketAddr, config: Config) -> Result<Self, Error> {
-        Self::bind(net, addr, config, true).await
+    pub async fn server<N: Net>(net: N, addr: SocketAddr, config: Config) -> Result<Self, Error> {
+        let socket = bind(&net, addr).await?;
+        Self::start(&net, socket, config, true, None)
     }
 
     /// Binds a client endpoint on `addr` (`0.0.0.0:0` for any port) that
     /// only makes connections.
-    pub async fn client<N: Net>(net: &N, addr: SocketAddr, config: Config) -> Result<Self, Error> {
-        Self::bind(net, addr, config, false).await
+    pub async fn client<N: Net>(net: N, addr: SocketAddr, config: Config) -> Result<Self, Error> {
+        let socket = bind(&net, addr).await?;
+        Self::start(&net, socket, config, false, None)
     }
 
-    async fn bind<N: Net>(
-        net: &N,
-        addr: SocketAddr,
+    /// A client endpoint on a fresh port whose socket talks only to
+    /// `server`, so the system reports a refusal (nothing listens there)
+    /// and connections to it fail at once instead of timing out.
+    pub(crate) async fn dialer<N: Net>(
+        net: N,
+        server: SocketAddr,
         config: Config,
-        accepting: bool,
     ) -> Result<Self, Error> {
-        config.validate()?;
-        let socket = net
-            .bind_datagram(addr)
+        let any = match server.ip() {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        };
+        let addr = SocketAddr::new(any, 0);
+        let socket = bind(&net, addr).await?;
+        socket
+            .connect(server)
             .await
             .map_err(|source| Error::Bind { addr, source })?;
-        let local_addr = socket
-            .local_addr()
-            .map_err(|source| Error::Bind { addr, source })?;
-        // The seed comes from the address and the clock: distinct per
-        // endpoint, and deterministic in a simulation, where both are.
+        Self::start(&net, socket, config, false, Some(server))
+    }
+
+    fn start<N: Net>(
+        net: &N,
+        socket: N::Datagram,
+        config: Config,
+        accepting: bool,
+        connected_peer: Option<SocketAddr>,
+    ) -> Result<Self, Error> {
+        config.validate()?;
+        let local_addr = socket.local_addr().map_err(|source| Error::Bind {
+            addr: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+            source,
+        })?;
+        let seed = net.random_u64().map_err(|source| Error::Bind {
+            addr: local_addr,
+            source,
+        })?;
         let now = Instant::now().into_std();
-        let seed = seed_for(&config, local_addr);
         let mut engine = proto::Endpoint::new(config, now, seed)?;
         engine.listen(accepting);
         let shared = Arc::new(Shared::new(engine));
+        shared.lock().connected_peer = connected_peer;
         tokio::spawn(drive(socket, shared.clone()));
         Ok(Self {
-            _owner: Arc::new(Owner {
+            owner: Arc::new(Owner {
                 shared: shared.clone(),
             }),
             shared,
@@ -107,48 +105,37 @@ impl Endpoint {
     pub async fn connect(&self, server: SocketAddr) -> Result<Connection, Error> {
         let (handle, notify) = {
             let mut state = self.shared.lock();
-            if let Some(failure) = &state.stopped {
-                return Err(Error::EndpointClosed(failure.clone()));
+            if let Some(error) = state.stopped() {
+                return Err(error);
             }
             let now = Instant::now().into_std();
             let handle = state.engine.connect(now, server)?;
-            let connection = ConnectionState::new();
-            let notify = connection.notify.clone();
-            state.connections.insert(handle, connection);
-            (handle, notify)
+            (handle, state.track_connecting(handle))
         };
         self.shared.wake_driver.notify_one();
         let connection = Connection::new(
             self.shared.clone(),
-            self._owner.clone(),
+            self.owner.clone(),
             handle,
             server,
-            notify.clone(),
+            notify,
         );
-        loop {
-            let notified = notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            {
-                let state = self.shared.lock();
-                if let Some(failure) = &state.stopped {
-                    return Err(Error::EndpointClosed(failure.clone()));
+        connection
+            .wait_for(|state, handle| {
+                if let Some(error) = state.stopped() {
+                    return std::task::Poll::Ready(Err(error));
                 }
-                let Some(entry) = state.connections.get(&handle) else {
-                    return Err(Error::EndpointClosed(None));
-                };
-                if let Some(reason) = &entry.closed {
-                    return Err(Error::Closed {
+                match state.is_connected(handle) {
+                    Ok(true) => std::task::Poll::Ready(Ok(())),
+                    Ok(false) => std::task::Poll::Pending,
+                    Err(reason) => std::task::Poll::Ready(Err(Error::Closed {
                         peer: server,
-                        reason: reason.clone(),
-                    });
+                        reason,
+                    })),
                 }
-                if entry.connected {
-                    return Ok(connection);
-                }
-            }
-            notified.await;
-        }
+            })
+            .await?;
+        Ok(connection)
     }
 
     /// Waits for the next accepted connection. `None` once the endpoint is
@@ -161,21 +148,16 @@ impl Endpoint {
             notified.as_mut().enable();
             {
                 let mut state = self.shared.lock();
-                if let Some(handle) = state.accept_queue.pop_front() {
-                    let peer = state.engine.connection(handle).map(proto::Connection::peer);
-                    let notify = state.connections.get(&handle).map(|c| c.notify.clone());
-                    if let (Some(peer), Some(notify)) = (peer, notify) {
-                        return Some(Connection::new(
-                            self.shared.clone(),
-                            self._owner.clone(),
-                            handle,
-                            peer,
-                            notify,
-                        ));
-                    }
-                    continue;
+                if let Some((handle, peer, notify)) = state.take_accepted() {
+                    return Some(Connection::new(
+                        self.shared.clone(),
+                        self.owner.clone(),
+                        handle,
+                        peer,
+                        notify,
+                    ));
                 }
-                if state.stopped.is_some() || state.shutting_down {
+                if !state.is_accepting() {
                     return None;
                 }
             }
@@ -187,7 +169,7 @@ impl Endpoint {
     /// delivers what it has queued, within the idle timeout) and stops the
     /// driver once they are gone.
     pub fn shutdown(&self) {
-        shut_down(&self.shared, "endpoint shutting down");
+        self.shared.shut_down("endpoint shutting down");
     }
 
     /// Waits until the endpoint holds no connection: every close has been
@@ -212,16 +194,9 @@ impl Endpoint {
     }
 }
 
-/// A seed for the endpoint's randomness: the configured one, or one drawn
-/// from the wall clock and the address.
-fn seed_for(config: &Config, addr: SocketAddr) -> u64 {
-    if let Some(seed) = config.seed {
-        return seed;
-    }
-    let wall = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_nanos());
-    let mut material = addr.to_string().into_bytes();
-    material.extend_from_slice(&wall.to_le_bytes());
-    proto::seed_from(&material)
+/// Binds a datagram socket on `addr`.
+async fn bind<N: Net>(net: &N, addr: SocketAddr) -> Result<N::Datagram, Error> {
+    net.bind_datagram(addr)
+        .await
+        .map_err(|source| Error::Bind { addr, source })
 }

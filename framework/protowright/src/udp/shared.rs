@@ -1,14 +1,27 @@
-//! State shared between the driver task and the application's handles:
-//! the protocol engine behind one lock, and what each side waits on.
+//! What an endpoint's driver task and the application's handles share: the
+//! protocol engine behind one lock, each connection's phase as the
+//! application sees it, and the endpoint's own lifecycle.
+//!
+//! ```text
+//! endpoint:    Running ──shutdown()──> ShuttingDown ──last connection gone──> Stopped
+//!                 └──────────── the socket failed ─────────────────────────────┘
+//! connection:  Connecting ──Connected event──> Connected ──Closed event──> Closed(reason)
+//!                  └───────────── refused, timed out ──────────────────────────┘
+//! ```
 
 use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::Waker;
 
-use bytes::Bytes;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
-use super::proto::{CloseReason, ConnectionHandle, Endpoint as Engine, Lane, Message};
+use super::Error;
+use super::proto::{CLOSE_NORMAL, CloseReason, ConnectionHandle, Endpoint as Engine, Event, Side};
+
+/// The close code of a connection to a peer whose address refused our
+/// datagrams (nothing listens there).
+pub(crate) const CLOSE_REFUSED: u64 = 3;
 
 /// What an endpoint's handles and its driver share.
 #[derive(Debug)]
@@ -20,50 +33,44 @@ pub(crate) struct Shared {
     pub(crate) incoming: Notify,
 }
 
-#[derive(Debug)]
-pub(crate) struct State {
-    pub(crate) engine: Engine,
-    pub(crate) connections: BTreeMap<ConnectionHandle, ConnectionState>,
-    /// Accepted connections not yet taken by `accept`.
-    pub(crate) accept_queue: VecDeque<ConnectionHandle>,
-    /// Set once the driver stopped; the text says why, if it failed.
-    pub(crate) stopped: Option<Option<String>>,
-    pub(crate) shutting_down: bool,
+/// Where the endpoint is in its life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Life {
+    Running,
+    /// Accepting stopped; connections are closing gracefully.
+    ShuttingDown,
+    /// The driver stopped; `failure` says why, if the socket failed.
+    Stopped { failure: Option<String> },
+}
+
+/// Where one connection stands, as the application sees it.
+#[derive(Debug, Clone)]
+enum Phase {
+    Connecting,
+    Connected,
+    Closed(CloseReason),
 }
 
 /// One connection as the application sees it.
 #[derive(Debug)]
-pub(crate) struct ConnectionState {
-    pub(crate) notify: Arc<Notify>,
-    /// Wakers of the session stream's reads and writes.
-    pub(crate) wakers: Vec<Waker>,
-    pub(crate) connected: bool,
-    pub(crate) closed: Option<CloseReason>,
-    /// Application messages taken out of the engine by a session read.
-    pub(crate) messages: VecDeque<Message>,
-    /// Session bytes taken out of the engine by an application read.
-    pub(crate) session: VecDeque<Bytes>,
+struct Entry {
+    phase: Phase,
+    /// Wakes whoever waits on this connection: a message arrived, room
+    /// opened, the phase changed.
+    notify: Arc<Notify>,
 }
 
-impl ConnectionState {
-    pub(crate) fn new() -> Self {
-        Self {
-            notify: Arc::new(Notify::new()),
-            wakers: Vec::new(),
-            connected: false,
-            closed: None,
-            messages: VecDeque::new(),
-            session: VecDeque::new(),
-        }
-    }
-
-    /// Wakes everyone waiting on this connection.
-    pub(crate) fn wake(&mut self) {
-        self.notify.notify_waiters();
-        for waker in self.wakers.drain(..) {
-            waker.wake();
-        }
-    }
+/// The state behind the lock.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) engine: Engine,
+    entries: BTreeMap<ConnectionHandle, Entry>,
+    /// Accepted connections not yet taken by `accept`.
+    accept_queue: VecDeque<ConnectionHandle>,
+    life: Life,
+    /// The one peer a client endpoint's socket is restricted to, whose
+    /// refusals the socket reports.
+    pub(crate) connected_peer: Option<SocketAddr>,
 }
 
 impl Shared {
@@ -71,10 +78,10 @@ impl Shared {
         Self {
             state: Mutex::new(State {
                 engine,
-                connections: BTreeMap::new(),
+                entries: BTreeMap::new(),
                 accept_queue: VecDeque::new(),
-                stopped: None,
-                shutting_down: false,
+                life: Life::Running,
+                connected_peer: None,
             }),
             wake_driver: Notify::new(),
             incoming: Notify::new(),
@@ -88,34 +95,191 @@ impl Shared {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+
+    /// Stops accepting, closes every connection gracefully with `reason`,
+    /// and lets the driver stop once they are gone.
+    pub(crate) fn shut_down(&self, reason: &str) {
+        let mut state = self.lock();
+        if state.life == Life::Running {
+            state.life = Life::ShuttingDown;
+        }
+        state.engine.listen(false);
+        let now = Instant::now().into_std();
+        let handles: Vec<_> = state.entries.keys().copied().collect();
+        for handle in handles {
+            state.engine.close(handle, now, CLOSE_NORMAL, reason);
+        }
+        drop(state);
+        self.wake_driver.notify_one();
+        self.incoming.notify_waiters();
+    }
+
+    /// The driver stopped (`failure`: the socket failed): wakes everyone.
+    pub(crate) fn stop(&self, failure: Option<String>) {
+        let mut state = self.lock();
+        state.life = Life::Stopped { failure };
+        for entry in state.entries.values() {
+            entry.notify.notify_waiters();
+        }
+        drop(state);
+        self.incoming.notify_waiters();
+    }
 }
 
 impl State {
-    /// Moves messages out of the engine into the connection's two inboxes
-    /// until the one `want` asks for has something. Flow-control credit is
-    /// given back only when the application consumes a message, so the
-    /// inboxes stay within the receive window.
-    pub(crate) fn route(&mut self, handle: ConnectionHandle, want: Lane) {
-        let Some(connection) = self.connections.get_mut(&handle) else {
-            return;
-        };
-        loop {
-            let has_wanted = if want == Lane::Session {
-                !connection.session.is_empty()
-            } else {
-                !connection.messages.is_empty()
-            };
-            if has_wanted {
-                return;
-            }
-            let Some(message) = self.engine.recv(handle) else {
-                return;
-            };
-            if message.lane == Lane::Session {
-                connection.session.push_back(message.data);
-            } else {
-                connection.messages.push_back(message);
+    /// Whether the driver should stop: shut down, and nothing left to drain.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.life == Life::ShuttingDown && self.engine.connection_count() == 0
+    }
+
+    /// Why the endpoint can no longer be used, if it cannot.
+    pub(crate) fn stopped(&self) -> Option<Error> {
+        match &self.life {
+            Life::Stopped { failure } => Some(Error::EndpointClosed(failure.clone())),
+            _ => None,
+        }
+    }
+
+    /// Whether `accept` should give up: shut down or stopped.
+    pub(crate) fn is_accepting(&self) -> bool {
+        self.life == Life::Running
+    }
+
+    /// Tracks a connection this side opened; returns what wakes its waiters.
+    pub(crate) fn track_connecting(&mut self, handle: ConnectionHandle) -> Arc<Notify> {
+        let notify = Arc::new(Notify::new());
+        self.entries.insert(
+            handle,
+            Entry {
+                phase: Phase::Connecting,
+                notify: Arc::clone(&notify),
+            },
+        );
+        notify
+    }
+
+    /// The next accepted connection not yet taken, with its peer and what
+    /// wakes its waiters.
+    pub(crate) fn take_accepted(&mut self) -> Option<(ConnectionHandle, SocketAddr, Arc<Notify>)> {
+        while let Some(handle) = self.accept_queue.pop_front() {
+            let peer = self.engine.connection(handle).map(|c| c.peer());
+            let notify = self.entries.get(&handle).map(|e| Arc::clone(&e.notify));
+            if let (Some(peer), Some(notify)) = (peer, notify) {
+                return Some((handle, peer, notify));
             }
         }
+        None
+    }
+
+    /// Whether the handshake of `handle` has finished: `Ok(true)` once
+    /// connected, `Ok(false)` while connecting, the reason once it failed.
+    pub(crate) fn is_connected(&self, handle: ConnectionHandle) -> Result<bool, CloseReason> {
+        match self.entries.get(&handle).map(|e| &e.phase) {
+            Some(Phase::Connected) => Ok(true),
+            Some(Phase::Connecting) => Ok(false),
+            Some(Phase::Closed(reason)) => Err(reason.clone()),
+            None => Err(CloseReason::Local {
+                code: CLOSE_NORMAL,
+                reason: "the connection was dropped".into(),
+            }),
+        }
+    }
+
+    /// Why the connection can no longer be used, if it cannot: the endpoint
+    /// stopped, the connection closed, or it was forgotten.
+    pub(crate) fn ended(&self, handle: ConnectionHandle, peer: SocketAddr) -> Option<Error> {
+        if let Some(error) = self.stopped() {
+            return Some(error);
+        }
+        match self.entries.get(&handle).map(|e| &e.phase) {
+            Some(Phase::Closed(reason)) => Some(Error::Closed {
+                peer,
+                reason: reason.clone(),
+            }),
+            Some(_) => None,
+            None => Some(Error::EndpointClosed(None)),
+        }
+    }
+
+    /// The application let go of `handle`: close it gracefully and let the
+    /// engine forget it once it has drained.
+    pub(crate) fn release_handle(&mut self, handle: ConnectionHandle, reason: &str) {
+        let now = Instant::now().into_std();
+        self.engine.close(handle, now, CLOSE_NORMAL, reason);
+        self.engine.discard(handle);
+        self.entries.remove(&handle);
+    }
+
+    /// Hands the engine's lifecycle events to the handles and wakes every
+    /// connection the engine touched. Returns whether a connection arrived
+    /// for `accept`.
+    pub(crate) fn dispatch_events(&mut self) -> bool {
+        let mut arrived = false;
+        while let Some((handle, event)) = self.engine.poll_event() {
+            let side = self.engine.connection(handle).map(|c| c.side());
+            match event {
+                Event::Connected => {
+                    if side == Some(Side::Server) && !self.entries.contains_key(&handle) {
+                        self.entries.insert(
+                            handle,
+                            Entry {
+                                phase: Phase::Connected,
+                                notify: Arc::new(Notify::new()),
+                            },
+                        );
+                        self.accept_queue.push_back(handle);
+                        arrived = true;
+                    } else if let Some(entry) = self.entries.get_mut(&handle) {
+                        entry.phase = Phase::Connected;
+                    }
+                }
+                Event::Closed(reason) => match self.entries.get_mut(&handle) {
+                    Some(entry) => {
+                        entry.phase = Phase::Closed(reason);
+                        entry.notify.notify_waiters();
+                    }
+                    // Nobody holds it: let the engine forget it.
+                    None => self.engine.discard(handle),
+                },
+            }
+        }
+        for handle in self.engine.drain_touched() {
+            if let Some(entry) = self.entries.get(&handle) {
+                entry.notify.notify_waiters();
+            }
+        }
+        arrived
+    }
+
+    /// The socket reported that the peer it is restricted to refused a
+    /// datagram (nothing listens at its port): end every connection to it,
+    /// so a client fails at once instead of waiting out its handshake.
+    pub(crate) fn on_refused(&mut self) {
+        let Some(peer) = self.connected_peer else {
+            return;
+        };
+        let now = Instant::now().into_std();
+        let reason = format!(
+            "{peer} refused the connection's datagrams: nothing is listening on that port"
+        );
+        let handles: Vec<_> = self.entries.keys().copied().collect();
+        for handle in handles {
+            if self.engine.connection(handle).map(|c| c.peer()) == Some(peer) {
+                self.engine.abort(handle, now, CLOSE_REFUSED, &reason);
+            }
+        }
+    }
+}
+
+/// Keeps an endpoint running while any handle (the endpoint's or a
+/// connection's) holds it, and shuts it down when the last one goes.
+#[derive(Debug)]
+pub(crate) struct Owner {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.shared.shut_down("endpoint dropped");
     }
 }

@@ -64,11 +64,6 @@ pub struct Config {
     pub schema_hash: u64,
     /// The congestion controller. Default BBR-style (model-based).
     pub congestion_control: CongestionControl,
-    /// Seeds the randomness of an endpoint started by the async driver
-    /// (connection ids, the cookie key). `None` draws one from the clock
-    /// and address; set it in simulations so a run replays exactly. (The
-    /// sans-IO `Endpoint::new` takes its seed as an argument instead.)
-    pub seed: Option<u64>,
 }
 
 impl Default for Config {
@@ -92,7 +87,6 @@ impl Default for Config {
             max_connections: 16_384,
             schema_hash: 0,
             congestion_control: CongestionControl::default(),
-            seed: None,
         }
     }
 }

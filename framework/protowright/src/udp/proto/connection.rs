@@ -496,16 +496,29 @@ impl Connection {
         queued == 0 || queued + len <= self.config.send_buffer
     }
 
-    /// The next message for the application. Reliable messages hold
+    /// The next message for the application, on any lane but the
+    /// session's (see [`recv_session`](Self::recv_session)). Reliable messages hold
     /// flow-control credit until [`release`](Self::release) is called with
     /// their length, so memory stays bounded while the application is slow.
     pub fn recv(&mut self) -> Option<Message> {
         self.receiver.pop()
     }
 
+    /// The next session-lane message (one RPC envelope). Like
+    /// [`recv`](Self::recv), it holds flow-control credit until released.
+    pub fn recv_session(&mut self) -> Option<Bytes> {
+        self.receiver.pop_session()
+    }
+
     /// Whether a message is waiting for [`recv`](Self::recv).
     pub fn has_message(&self) -> bool {
         self.receiver.has_ready()
+    }
+
+    /// Whether a session-lane message is waiting for
+    /// [`recv_session`](Self::recv_session).
+    pub fn has_session_message(&self) -> bool {
+        self.receiver.has_ready_session()
     }
 
     /// Gives `bytes` of reliable data back to the flow-control window: the

@@ -220,6 +220,11 @@ impl Endpoint {
         self.with(handle, Connection::recv).flatten()
     }
 
+    /// The next session-lane message of a connection (one RPC envelope).
+    pub fn recv_session(&mut self, handle: ConnectionHandle) -> Option<Bytes> {
+        self.with(handle, Connection::recv_session).flatten()
+    }
+
     /// Gives consumed reliable bytes back to a connection's window.
     /// Returns whether a window update is now due (something to send).
     pub fn release(&mut self, handle: ConnectionHandle, bytes: u64) -> bool {
@@ -502,7 +507,8 @@ impl Endpoint {
         }
         let finished = connection.is_drained()
             && !connection.has_events()
-            && (!connection.has_message() || slot.discard_messages);
+            && ((!connection.has_message() && !connection.has_session_message())
+                || slot.discard_messages);
         if finished {
             self.remove(index);
             return;

@@ -108,12 +108,6 @@ pub enum SendError {
     Full,
 }
 
-/// A 64-bit seed derived from arbitrary bytes (a keyed hash with a fixed
-/// key), for drivers that need one.
-pub fn seed_from(material: &[u8]) -> u64 {
-    cookie::siphash24([0x7072_6f74_6f77_7269, 0x6768_745f_7365_6564], material)
-}
-
 /// Decodes a datagram as far as the packet layer, for fuzzing: the
 /// checksum, the header and, for data packets, every frame. Returns the
 /// first error. Never panics, whatever the input.

@@ -68,6 +68,16 @@ impl std::fmt::Display for Violation {
     }
 }
 
+/// Puts a complete message in the queue of whoever reads its lane: the
+/// session's for the session lane, the application's for the others.
+fn deliver(ready: &mut VecDeque<Message>, ready_session: &mut VecDeque<Bytes>, message: Message) {
+    if message.lane == Lane::Session {
+        ready_session.push_back(message.data);
+    } else {
+        ready.push_back(message);
+    }
+}
+
 /// Limits the receiver enforces.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RecvLimits {
@@ -152,8 +162,11 @@ pub(crate) struct Receiver {
     unreliable_unread: u64,
     /// New reliable bytes received in all.
     pub(crate) data_received: u64,
-    /// Messages ready for the application.
+    /// Messages ready for the application (every lane but the session's).
     ready: VecDeque<Message>,
+    /// Session-lane messages ready for the RPC session: kept apart so the
+    /// session and the application each take only their own.
+    ready_session: VecDeque<Bytes>,
     /// Unreliable messages dropped: a lost fragment, a full budget, or too
     /// old to tell from a replay.
     pub(crate) unreliable_dropped: u64,
@@ -174,6 +187,7 @@ impl Receiver {
             unreliable_unread: 0,
             data_received: 0,
             ready: VecDeque::new(),
+            ready_session: VecDeque::new(),
             unreliable_dropped: 0,
             duplicates: 0,
         }
@@ -188,12 +202,26 @@ impl Receiver {
         Some(message)
     }
 
+    /// The next session-lane message, for the RPC session.
+    pub(crate) fn pop_session(&mut self) -> Option<Bytes> {
+        self.ready_session.pop_front()
+    }
+
     pub(crate) fn has_ready(&self) -> bool {
         !self.ready.is_empty()
     }
 
+    pub(crate) fn has_ready_session(&self) -> bool {
+        !self.ready_session.is_empty()
+    }
+
     pub(crate) fn ready_len(&self) -> usize {
-        self.ready.len()
+        self.ready.len() + self.ready_session.len()
+    }
+
+    /// Hands a complete message to the queue of whoever reads its lane.
+    fn deliver(&mut self, message: Message) {
+        deliver(&mut self.ready, &mut self.ready_session, message);
     }
 
     /// Takes in one fragment. `max_data` is the flow-control limit this side
@@ -276,14 +304,14 @@ impl Receiver {
         }
         let lane = fragment.lane;
         let channel_id = key.1;
-        self.ready.push_back(Message {
+        deliver(&mut self.ready, &mut self.ready_session, Message {
             lane,
             channel: channel_id,
             data,
         });
         channel.next += 1;
         while let Some(data) = channel.early.remove(&channel.next) {
-            self.ready.push_back(Message {
+            deliver(&mut self.ready, &mut self.ready_session, Message {
                 lane,
                 channel: channel_id,
                 data,
@@ -321,7 +349,7 @@ impl Receiver {
         if lane.delivered.len() > MAX_UNORDERED_GAPS {
             return Err(Violation::TooManyGaps);
         }
-        self.ready.push_back(Message {
+        self.deliver(Message {
             lane: Lane::ReliableUnordered,
             channel: fragment.channel,
             data,
@@ -393,7 +421,7 @@ impl Receiver {
             return;
         }
         self.unreliable_unread += len;
-        self.ready.push_back(Message {
+        self.deliver(Message {
             lane,
             channel,
             data,
@@ -412,6 +440,7 @@ impl Receiver {
             .ready
             .iter()
             .map(|message| message.data.len() as u64)
+            .chain(self.ready_session.iter().map(|data| data.len() as u64))
             .sum();
         self.reliable_reserved + self.unreliable_reserved + early + ready
     }
@@ -430,6 +459,7 @@ impl Receiver {
         self.unreliable = Unreliable::default();
         self.sequenced.clear();
         self.ready.clear();
+        self.ready_session.clear();
         self.reliable_reserved = 0;
         self.unreliable_reserved = 0;
         self.unreliable_unread = 0;

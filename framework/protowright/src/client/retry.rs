@@ -1,8 +1,10 @@
 //! Which failed calls are retried, and how many retries a client may spend.
 //!
 //! Only calls to methods the schema marks idempotent are retried, and only
-//! after `UNAVAILABLE` (the connection failed or refused new calls), never
-//! after the callee answered. A token budget bounds retries across the
+//! after `UNAVAILABLE` made on this side (the connection failed, or was
+//! closing), never after the callee answered — not even when its answer
+//! was `UNAVAILABLE` — and never after a failure of the call's own making
+//! (an oversized request is `RESOURCE_EXHAUSTED`). A token budget bounds retries across the
 //! client, so a sick server is not hammered by every caller at once: each
 //! retry spends a token, each success earns back a tenth of one.
 
@@ -54,7 +56,7 @@ impl Budget {
     /// Whether `method`, failed with `status` on attempt `retries + 1`, may
     /// be tried again; spends a token when it may.
     pub(super) fn allow_retry(&self, method: &Method, status: &Status, retries: u32) -> bool {
-        if !method.idempotent || status.code() != Code::Unavailable {
+        if !method.idempotent || status.code() != Code::Unavailable || status.is_from_peer() {
             return false;
         }
         if retries >= self.policy.max_retries {
@@ -105,6 +107,14 @@ mod tests {
         let budget = Budget::new(RetryPolicy::default());
         assert!(!budget.allow_retry(&READ, &Status::deadline_exceeded("late"), 0));
         assert!(!budget.allow_retry(&READ, &Status::internal("bug"), 0));
+        assert!(budget.allow_retry(&READ, &unavailable(), 0));
+    }
+
+    #[test]
+    fn an_unavailable_the_callee_answered_is_not_retried() {
+        let budget = Budget::new(RetryPolicy::default());
+        let answered = Status::from_wire(Status::unavailable("the handler is overloaded").to_wire());
+        assert!(!budget.allow_retry(&READ, &answered, 0));
         assert!(budget.allow_retry(&READ, &unavailable(), 0));
     }
 
