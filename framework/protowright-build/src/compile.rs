@@ -13,14 +13,18 @@ use crate::error::Error;
 
 /// protowright's own schema files, served to every compilation so a user's
 /// schema can import them without an include path.
+///
+/// The crate carries its own copy (`proto/` beside `Cargo.toml`) so that it
+/// packages on its own; the canonical, user-facing files are the workspace's
+/// `proto/protowright/v1/`, and a test fails when the two differ.
 const EMBEDDED: &[(&str, &str)] = &[
     (
         "protowright/v1/options.proto",
-        include_str!("../../../proto/protowright/v1/options.proto"),
+        include_str!("../proto/protowright/v1/options.proto"),
     ),
     (
         "protowright/v1/rpc.proto",
-        include_str!("../../../proto/protowright/v1/rpc.proto"),
+        include_str!("../proto/protowright/v1/rpc.proto"),
     ),
 ];
 
@@ -86,4 +90,53 @@ fn relative_to_include(proto: &Path, includes: &[PathBuf]) -> PathBuf {
         .iter()
         .find_map(|include| proto.strip_prefix(include).ok())
         .map_or_else(|| proto.to_path_buf(), Path::to_path_buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::EMBEDDED;
+
+    /// The canonical `proto/protowright/v1/` of the workspace, or `None`
+    /// when this crate is built outside it (unpacked from a registry).
+    fn canonical_dir() -> Option<std::path::PathBuf> {
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let manifest = std::fs::read_to_string(workspace.join("Cargo.toml")).ok()?;
+        manifest
+            .contains("framework/protowright-build")
+            .then(|| workspace.join("proto/protowright/v1"))
+    }
+
+    const FIX: &str = "the workspace's proto/protowright/v1/ is the canonical copy: run \
+        `cp proto/protowright/v1/*.proto framework/protowright-build/proto/protowright/v1/` \
+        from the workspace root (then `cargo xtask codegen`), and list any new file in \
+        EMBEDDED in framework/protowright-build/src/compile.rs";
+
+    #[test]
+    fn the_embedded_schemas_are_the_workspace_schemas() {
+        let Some(canonical) = canonical_dir() else {
+            eprintln!("not inside the protowright workspace: nothing to compare");
+            return;
+        };
+        let mut on_disk: Vec<String> = std::fs::read_dir(&canonical)
+            .unwrap_or_else(|e| panic!("{}: {e}", canonical.display()))
+            .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+            .filter(|name| name.ends_with(".proto"))
+            .map(|name| format!("protowright/v1/{name}"))
+            .collect();
+        on_disk.sort();
+        let mut embedded: Vec<String> = EMBEDDED.iter().map(|(n, _)| (*n).to_owned()).collect();
+        embedded.sort();
+        assert_eq!(on_disk, embedded, "the embedded files differ: {FIX}");
+        for (name, embedded) in EMBEDDED {
+            let path = canonical.join(name.trim_start_matches("protowright/v1/"));
+            let canonical = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(
+                canonical == *embedded,
+                "framework/protowright-build/proto/{name} differs from proto/{name}: {FIX}"
+            );
+        }
+    }
 }
