@@ -8,7 +8,7 @@ use protox::file::{
     ChainFileResolver, File, FileResolver, GoogleFileResolver, IncludeFileResolver,
 };
 
-use crate::diagnostic::schema_error;
+use crate::diagnostic::{missing_schema, schema_error};
 use crate::error::Error;
 
 /// protowright's own schema files, served to every compilation so a user's
@@ -67,9 +67,15 @@ pub(crate) fn compile(protos: &[PathBuf], includes: &[PathBuf]) -> Result<Compil
     let mut compiler = protox::Compiler::with_file_resolver(resolver);
     compiler.include_source_info(true).include_imports(true);
     for proto in protos {
-        compiler
-            .open_file(relative_to_include(proto, includes))
-            .map_err(|error| schema_error(&error, includes))?;
+        let name = relative_to_include(proto, includes);
+        compiler.open_file(&name).map_err(|error| {
+            // protox names neither the file as given nor where it looked.
+            if error.is_file_not_found() && error.file().is_none() {
+                missing_schema(proto, &name, includes)
+            } else {
+                schema_error(&error, includes)
+            }
+        })?;
     }
     let read_from_disk = compiler
         .files()
@@ -90,6 +96,29 @@ fn relative_to_include(proto: &Path, includes: &[PathBuf]) -> PathBuf {
         .iter()
         .find_map(|include| proto.strip_prefix(include).ok())
         .map_or_else(|| proto.to_path_buf(), Path::to_path_buf)
+}
+
+/// The embedded file that defines the fully qualified `name` (no leading
+/// dot), if any: what a schema that uses `name` must import.
+pub(crate) fn embedded_definition(name: &str) -> Option<&'static str> {
+    let mut resolver = ChainFileResolver::new();
+    resolver.add(EmbeddedFiles);
+    resolver.add(GoogleFileResolver::new());
+    let mut compiler = protox::Compiler::with_file_resolver(resolver);
+    for (file, _) in EMBEDDED {
+        compiler.open_file(file).ok()?;
+    }
+    let pool = compiler.descriptor_pool();
+    let defining_file = pool
+        .get_extension_by_name(name)
+        .map(|e| e.parent_file())
+        .or_else(|| pool.get_message_by_name(name).map(|m| m.parent_file()))
+        .or_else(|| pool.get_enum_by_name(name).map(|e| e.parent_file()))
+        .or_else(|| pool.get_service_by_name(name).map(|s| s.parent_file()))?;
+    EMBEDDED
+        .iter()
+        .map(|(file, _)| *file)
+        .find(|file| *file == defining_file.name())
 }
 
 #[cfg(test)]
