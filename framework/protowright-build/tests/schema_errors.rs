@@ -149,6 +149,46 @@ fn a_protocol_message_listed_twice_is_refused() {
 }
 
 #[test]
+fn a_channel_a_connection_does_not_have_is_refused_at_the_option() {
+    let message = error_for(
+        "channel.proto",
+        r#"syntax = "proto3";
+package demo;
+import "protowright/v1/options.proto";
+
+message Chat {
+  option (protowright.v1.channel) = 300;
+  string text = 1;
+}
+"#,
+    );
+    assert_eq!(
+        message,
+        "$DIR/channel.proto:6:3: `demo.Chat` is on channel 300, beyond the 256 channels a \
+         connection has (0-255); pick a channel below 256\n      \
+         option (protowright.v1.channel) = 300;\n      ^"
+    );
+}
+
+#[test]
+fn the_last_channel_is_accepted_and_the_next_refused() {
+    let last = "syntax = \"proto3\";\npackage demo;\nimport \"protowright/v1/options.proto\";\nmessage Chat {\n  option (protowright.v1.channel) = 255;\n}\n";
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    std::fs::write(dir.path().join("last.proto"), last).expect("write schema");
+    protowright_build::configure()
+        .out_dir(dir.path())
+        .emit_rerun_if_changed(false)
+        .compile_protos(&[dir.path().join("last.proto")], &[dir.path()])
+        .expect("channel 255 is the last a connection has");
+
+    let message = error_for("next.proto", &last.replace("255", "256"));
+    assert!(
+        message.contains("channel 256, beyond the 256 channels"),
+        "{message}"
+    );
+}
+
+#[test]
 fn an_option_used_without_its_import_says_which_import_to_add() {
     let message = error_for(
         "no_import.proto",
