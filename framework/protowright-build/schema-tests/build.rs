@@ -2,7 +2,7 @@
 
 fn main() -> Result<(), protowright_build::Error> {
     let root = "../../../proto";
-    let schemas = ["common", "inventory", "legacy", "game", "store"]
+    let schemas = ["common", "inventory", "legacy", "game", "lobby", "store"]
         .map(|name| format!("{root}/showcase/{name}.proto"));
     let mut builder = protowright_build::configure();
     // Any prost-build option stays reachable.

@@ -138,9 +138,11 @@ impl Builder {
     /// generated Rust code.
     ///
     /// Fails with a readable `file:line:column: cause` error when a schema is
-    /// malformed, refers to something unknown, imports a missing file, gives
-    /// two methods the same wire id, or uses what protowright cannot
-    /// generate.
+    /// malformed, refers to something unknown, imports a missing file, puts a
+    /// message on a channel not below [`MAX_CHANNELS`](crate::MAX_CHANNELS),
+    /// gives two methods the same wire id, or uses what protowright cannot
+    /// generate; and with the include paths searched when a file in `protos`
+    /// does not exist.
     pub fn compile_protos(
         mut self,
         protos: &[impl AsRef<Path>],

@@ -28,7 +28,11 @@ impl fmt::Display for Location {
 #[derive(Error)]
 pub enum Error {
     /// A schema is malformed or does not resolve: a syntax error, an unknown
-    /// type, a missing import, a duplicate name. Fix the schema at `location`.
+    /// type, a missing import, a duplicate name, a `channel` option not below
+    /// [`MAX_CHANNELS`](crate::MAX_CHANNELS). Fix the schema at `location`.
+    /// Without a location, a file given to the builder could not be opened:
+    /// the message says whether it exists and which include paths were
+    /// searched.
     #[error("{}{message}{}", prefix(location), snippet(excerpt))]
     Schema {
         /// Where the problem is, when the compiler could tell.

@@ -60,6 +60,13 @@ impl ExternPaths {
         })
     }
 
+    /// Whether the type with fully qualified `name` (leading dot) is mapped
+    /// elsewhere, on its own or through its package, so this build does not
+    /// generate it.
+    pub(crate) fn is_extern(&self, name: &str) -> bool {
+        self.resolve(name).is_some()
+    }
+
     /// The Rust path of fully qualified `name` (leading dot) if it lies under
     /// an extern path.
     fn resolve(&self, name: &str) -> Option<String> {

@@ -24,15 +24,32 @@
 //! - for every protocol root (`option (protowright.v1.protocol) = true`),
 //!   `From` conversions from each protocol message and an impl of
 //!   `protowright::Protocol` to match on what arrived;
+//! - `protowright::Outgoing`, so a connection sends a message without being
+//!   told its protocol: for every root (routed by the message it holds), and
+//!   for every message that exactly one root of the build lists and the
+//!   build generates. A message listed in several roots has no such impl
+//!   (its protocol would be a guess): send it wrapped in the root it is
+//!   meant for, `Root::from(message)`. So is a type mapped with
+//!   `extern_path` (such as a well-known type), which the orphan rule keeps
+//!   this build from implementing traits for; a root listing one still
+//!   routes it by its schema options.
 //! - for every `service Foo`: a trait `Foo` with one `async` method per rpc,
 //!   implemented by your server and by the generated `FooClient<C>`; a
 //!   dispatcher `FooServer<S>`; wire descriptors in `foo_methods`; and
 //!   `FooClient::in_memory(server)` for tests.
 //!
+//! A schema fails the build, with `file:line:column` and what to do, when it
+//! does not parse or resolve (an unknown `protowright.v1` name suggests the
+//! import it lacks), when a `channel` option is not below [`MAX_CHANNELS`],
+//! when two methods share a wire id, or when it uses what protowright cannot
+//! generate.
+//!
 //! # Map
-//! - `compile`: protox with protowright's own schemas served from memory.
+//! - `compile`: protox with protowright's own schemas served from memory
+//!   (the crate's copy of the workspace's `proto/protowright/v1`).
 //! - `model`: reads protowright's options (through prost-reflect, which keeps
-//!   extensions) and assigns method ids.
+//!   extensions), decides which protocol messages are `Outgoing`, and
+//!   assigns method ids.
 //! - `generate`: writes the glue through prost-build's service generator.
 //! - `diagnostic`, [`Error`]: turn failures into `file:line:column: cause`.
 
@@ -46,6 +63,7 @@ mod model;
 
 pub use builder::Builder;
 pub use error::{Error, Location, MethodIdClash};
+pub use model::MAX_CHANNELS;
 
 /// Starts configuring code generation, with defaults that suit most crates.
 pub fn configure() -> Builder {

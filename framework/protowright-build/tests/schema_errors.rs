@@ -147,3 +147,146 @@ fn a_protocol_message_listed_twice_is_refused() {
         "{message}"
     );
 }
+
+#[test]
+fn a_channel_a_connection_does_not_have_is_refused_at_the_option() {
+    let message = error_for(
+        "channel.proto",
+        r#"syntax = "proto3";
+package demo;
+import "protowright/v1/options.proto";
+
+message Chat {
+  option (protowright.v1.channel) = 300;
+  string text = 1;
+}
+"#,
+    );
+    assert_eq!(
+        message,
+        "$DIR/channel.proto:6:3: `demo.Chat` is on channel 300, beyond the 256 channels a \
+         connection has (0-255); pick a channel below 256\n      \
+         option (protowright.v1.channel) = 300;\n      ^"
+    );
+}
+
+#[test]
+fn the_last_channel_is_accepted_and_the_next_refused() {
+    let last = "syntax = \"proto3\";\npackage demo;\nimport \"protowright/v1/options.proto\";\nmessage Chat {\n  option (protowright.v1.channel) = 255;\n}\n";
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    std::fs::write(dir.path().join("last.proto"), last).expect("write schema");
+    protowright_build::configure()
+        .out_dir(dir.path())
+        .emit_rerun_if_changed(false)
+        .compile_protos(&[dir.path().join("last.proto")], &[dir.path()])
+        .expect("channel 255 is the last a connection has");
+
+    let message = error_for("next.proto", &last.replace("255", "256"));
+    assert!(
+        message.contains("channel 256, beyond the 256 channels"),
+        "{message}"
+    );
+}
+
+#[test]
+fn an_option_used_without_its_import_says_which_import_to_add() {
+    let message = error_for(
+        "no_import.proto",
+        r#"syntax = "proto3";
+package demo;
+
+message Snapshot {
+  option (protowright.v1.delivery) = UNRELIABLE_SEQUENCED;
+  uint32 tick = 1;
+}
+"#,
+    );
+    assert_eq!(
+        message,
+        "$DIR/no_import.proto:5:3: name 'protowright.v1.delivery' is not defined (help: add \
+         import \"protowright/v1/options.proto\"; to the schema (protowright-build serves it: \
+         no include path needed))\n      \
+         option (protowright.v1.delivery) = UNRELIABLE_SEQUENCED;\n      ^ found here"
+    );
+}
+
+#[test]
+fn a_misspelt_protowright_option_lists_the_options_there_are() {
+    let message = error_for(
+        "typo.proto",
+        r#"syntax = "proto3";
+package demo;
+import "protowright/v1/options.proto";
+
+message Snapshot {
+  option (protowright.v1.deliver) = UNRELIABLE;
+}
+"#,
+    );
+    assert_eq!(
+        message,
+        "$DIR/typo.proto:6:3: 'protowright.v1.deliver' resolves to 'protowright.v1.deliver', \
+         which is not defined (help: protowright.v1 has no such name; its options are \
+         `delivery`, `channel`, `max_size` and `protocol` on messages and `method_id` on \
+         methods)\n      option (protowright.v1.deliver) = UNRELIABLE;\n      ^ found here"
+    );
+}
+
+#[test]
+fn a_schema_that_does_not_exist_is_named_with_the_include_paths_searched() {
+    let error = protowright_build::configure()
+        .emit_rerun_if_changed(false)
+        .compile_protos(
+            &["tests/protos/missing.proto"],
+            &["tests/protos", "../../proto"],
+        )
+        .expect_err("the schema does not exist");
+    let cwd = std::env::current_dir().expect("a working directory");
+    let message = error
+        .to_string()
+        .replace(&cwd.display().to_string(), "$CWD");
+    assert_eq!(
+        message,
+        "schema `tests/protos/missing.proto` does not exist: no such file, and no \
+         `missing.proto` under the include paths searched: `tests/protos`, `../../proto` \
+         (paths relative to `$CWD`)"
+    );
+}
+
+#[test]
+fn a_schema_outside_every_include_path_says_so() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("orphan.proto");
+    std::fs::write(&path, "syntax = \"proto3\";\npackage demo;\n").expect("write schema");
+    let error = protowright_build::configure()
+        .out_dir(dir.path())
+        .emit_rerun_if_changed(false)
+        .compile_protos(&[&path], &["tests/protos"])
+        .expect_err("the schema is outside the include paths");
+    let cwd = std::env::current_dir().expect("a working directory");
+    let message = error
+        .to_string()
+        .replace(&cwd.display().to_string(), "$CWD")
+        .replace(&dir.path().display().to_string(), "$DIR");
+    assert_eq!(
+        message,
+        "schema `$DIR/orphan.proto` is not under any include path, so its imports cannot be \
+         resolved; add its directory to the include paths (now: `tests/protos`) (paths \
+         relative to `$CWD`)"
+    );
+}
+
+#[test]
+fn a_protowright_type_used_without_its_import_names_the_file_defining_it() {
+    let message = error_for(
+        "no_rpc_import.proto",
+        "syntax = \"proto3\";\npackage demo;\nmessage Log {\n  repeated protowright.v1.Envelope frames = 1;\n}\n",
+    );
+    assert!(
+        message.starts_with(
+            "$DIR/no_rpc_import.proto:4:12: name 'protowright.v1.Envelope' is not defined \
+             (help: add import \"protowright/v1/rpc.proto\";"
+        ),
+        "{message}"
+    );
+}

@@ -133,7 +133,7 @@ fn the_build_script_asked_to_rerun_when_any_schema_it_read_changes() {
     // Cargo keeps a build script's output beside its OUT_DIR.
     let output_path = concat!(env!("OUT_DIR"), "/../output");
     let output = std::fs::read_to_string(output_path).expect("build script output");
-    for schema in ["common", "inventory", "legacy", "game", "store"] {
+    for schema in ["common", "inventory", "legacy", "game", "lobby", "store"] {
         let line = format!("cargo:rerun-if-changed=../../../proto/showcase/{schema}.proto");
         assert!(
             output.lines().any(|l| l == line),
