@@ -5,71 +5,50 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use bytes::Bytes;
-use protowright::Method;
-use protowright::net::{Listener, Net};
-use protowright::rpc::{CallOptions, Channel, Config, NoService, Service, Session, Status};
+use protowright::{Client, ClientConfig, Server, ServerConfig, Transport};
 use protowright_sim::Turmoil;
+use protowright_testing::Probe;
+use protowright_testing::pb::{Nap, Probe as _, ProbeClient, ProbeServer};
 use sim_tests::{Trace, replay_command};
-
-const ECHO: Method = Method {
-    id: 1,
-    path: "/sim.Echo/Echo",
-    idempotent: true,
-};
-
-/// Echoes after a delay taken from the request, so handlers overlap.
-struct SlowEcho;
-
-impl Service for SlowEcho {
-    async fn call(&self, _method: u32, request: Bytes) -> Result<Bytes, Status> {
-        let millis = request.first().copied().unwrap_or(0);
-        tokio::time::sleep(Duration::from_millis(millis.into())).await;
-        Ok(request)
-    }
-}
 
 /// Runs the workload under `seed` and returns its trace.
 fn run(seed: u64) -> Vec<(Duration, String)> {
     let trace = Trace::default();
+    protowright_sim::reseed(seed);
     let mut sim = turmoil::Builder::new()
         .rng_seed(seed)
         .min_message_latency(Duration::from_millis(1))
         .max_message_latency(Duration::from_millis(30))
         .build();
     sim.host("server", || async {
-        let listener = Turmoil.listen((Ipv4Addr::UNSPECIFIED, 9000).into()).await?;
-        let (stream, peer) = listener.accept().await?;
-        Session::spawn(stream, peer.to_string(), SlowEcho, Config::default())
-            .closed()
-            .await?;
+        let addr = (Ipv4Addr::UNSPECIFIED, 9000).into();
+        Server::bind(Turmoil, Transport::Tcp, addr, ServerConfig::default())
+            .await?
+            .serve(ProbeServer::new(Probe::default()))
+            .await;
         Ok(())
     });
     let client_trace = trace.clone();
     sim.client("client", async move {
         let server: SocketAddr = (turmoil::lookup("server"), 9000).into();
-        let session = Session::spawn(
-            Turmoil.connect(server).await?,
-            "server",
-            NoService,
-            Config::default(),
-        );
-        let client = session.client();
-        let calls: Vec<_> = (0..20u8)
+        let client =
+            Client::connect(Turmoil, Transport::Tcp, server, ClientConfig::default()).await?;
+        let probe = ProbeClient::new(client.clone());
+        let calls: Vec<_> = (0..20u64)
             .map(|n| {
-                let client = client.clone();
+                let probe = probe.clone();
                 let trace = client_trace.clone();
                 tokio::spawn(async move {
-                    let body = Bytes::from(vec![n % 7 * 3, n]);
-                    let reply = client.call(&ECHO, body, CallOptions::default()).await;
-                    trace.record(format!("call {n} -> {:?}", reply.map(|b| b.to_vec())));
+                    // Overlapping handlers: each sleeps a different time.
+                    let reply = probe.sleep(Nap { millis: n % 7 * 3 }).await;
+                    trace.record(format!("call {n} -> {:?}", reply.map(|r| r.id)));
                 })
             })
             .collect();
         for call in calls {
             call.await?;
         }
-        session.close();
+        client.close();
         Ok(())
     });
     sim.run().unwrap_or_else(|error| {

@@ -12,27 +12,14 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use protowright::Method;
-use protowright::rpc::{self, CallOptions, Channel, Code, Service, Status};
-use protowright::tcp::{Backoff, Client, ClientConfig, Server, ServerConfig};
+use protowright::rpc::{self, Code};
+use protowright::{Backoff, Client, ClientConfig, Server, ServerConfig, Transport};
 use protowright_sim::Turmoil;
+use protowright_testing::Probe;
+use protowright_testing::pb::{Payload, Probe as _, ProbeClient, ProbeServer};
 use sim_tests::replay_command;
 
-const ECHO: Method = Method {
-    id: 1,
-    path: "/sim.Echo/Echo",
-    idempotent: false,
-};
 const PORT: u16 = 9000;
-
-struct Echo;
-
-impl Service for Echo {
-    async fn call(&self, _method: u32, request: Bytes) -> Result<Bytes, Status> {
-        Ok(request)
-    }
-}
 
 /// A fault the test applies at a point in simulated time.
 #[derive(Debug, Clone, Copy)]
@@ -68,7 +55,7 @@ fn session() -> rpc::Config {
     }
 }
 
-fn client_config(seed: u64) -> ClientConfig {
+fn client_config() -> ClientConfig {
     ClientConfig {
         session: session(),
         connect_timeout: Duration::from_millis(500),
@@ -77,13 +64,13 @@ fn client_config(seed: u64) -> ClientConfig {
             max: Duration::from_millis(500),
             ..Backoff::default()
         },
-        seed: Some(seed),
         ..ClientConfig::default()
     }
 }
 
 /// Runs 15 s of calls under `faults` and returns what the client saw.
 fn run(seed: u64, faults: &[(Duration, Fault)]) -> Observed {
+    protowright_sim::reseed(seed);
     let mut sim = turmoil::Builder::new()
         .rng_seed(seed)
         .simulation_duration(Duration::from_secs(60))
@@ -95,26 +82,32 @@ fn run(seed: u64, faults: &[(Duration, Fault)]) -> Observed {
             session: session(),
             ..ServerConfig::default()
         };
-        Server::bind(Turmoil, (Ipv4Addr::UNSPECIFIED, PORT).into(), Echo, config)
-            .await?
-            .run()
-            .await;
+        Server::bind(
+            Turmoil,
+            Transport::Tcp,
+            (Ipv4Addr::UNSPECIFIED, PORT).into(),
+            config,
+        )
+        .await?
+        .serve(ProbeServer::new(Probe::default()))
+        .await;
         Ok(())
     });
     let observed = Arc::new(Mutex::new(Observed::default()));
     let record = Arc::clone(&observed);
     sim.client("client", async move {
         let server: SocketAddr = (turmoil::lookup("server"), PORT).into();
-        let client = Client::connect(Turmoil, server, client_config(seed))?;
-        for n in 0u32..150 {
+        let client = Client::connect(Turmoil, Transport::Tcp, server, client_config()).await?;
+        let probe = ProbeClient::new(client.clone()).with_timeout(Duration::from_millis(500));
+        for n in 0u64..150 {
             let issued = turmoil::sim_elapsed().unwrap_or_default();
-            let body = Bytes::from(n.to_le_bytes().to_vec());
-            let options = CallOptions {
-                timeout: Some(Duration::from_millis(500)),
+            let request = Payload {
+                id: n,
+                ..Payload::default()
             };
-            let result = match client.call(&ECHO, body.clone(), options).await {
+            let result = match probe.echo(request).await {
                 Ok(reply) => {
-                    assert_eq!(reply, body, "call {n} got another call's response");
+                    assert_eq!(reply.id, n, "call {n} got another call's response");
                     Ok(())
                 }
                 Err(status) => Err(status.code()),
@@ -294,9 +287,15 @@ fn a_long_hold_is_detected_by_heartbeats_and_healed_by_reconnecting() {
             "seed {seed}, replay: {}",
             replay_command("tcp_faults", seed)
         );
+        let held = between(&observed, 3.0, 7.0);
         assert!(
-            all_typed(&between(&observed, 3.0, 7.0)),
-            "typed failures: {context}"
+            held.iter().any(|o| o.result.is_err()),
+            "the hold was felt: {held:?} {context}"
+        );
+        assert!(all_typed(&held), "typed failures: {context}");
+        assert!(
+            observed.reconnects >= 1,
+            "heartbeats declared the held connection dead and it was replaced: {context}"
         );
         assert!(
             all_ok(&between(&observed, 10.0, 15.0)),

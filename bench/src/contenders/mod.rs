@@ -4,9 +4,8 @@
 mod bulk;
 mod kcp;
 mod memory;
+mod protowright;
 mod protowright_sim;
-mod protowright_tcp;
-mod protowright_udp;
 mod quinn;
 mod raw_tcp;
 mod raw_udp;
@@ -18,6 +17,8 @@ use std::time::Duration;
 
 use anyhow::bail;
 use tokio::time::Instant;
+
+use ::protowright::Transport;
 
 use crate::{Amount, Report, Workload};
 
@@ -40,13 +41,13 @@ pub(crate) async fn serve(name: &str, workload: Workload, amount: Amount) -> any
     match name {
         "raw-tcp" => raw_tcp::serve(workload, amount).await,
         "tokio-codec" => tokio_codec::serve(workload, amount).await,
-        "protowright-tcp" => protowright_tcp::serve(workload, amount).await,
+        "protowright-tcp" => protowright::serve(Transport::Tcp, workload, amount).await,
         "tonic" => tonic::serve(workload, amount).await,
         "raw-udp" => raw_udp::serve(workload, amount).await,
         "quinn" => quinn::serve(quinn::Control::Cubic, workload, amount).await,
         "quinn-bbr" => quinn::serve(quinn::Control::Bbr, workload, amount).await,
         "kcp" => kcp::serve(workload, amount).await,
-        "protowright-udp" => protowright_udp::serve(workload, amount).await,
+        "protowright-udp" => protowright::serve(Transport::Udp, workload, amount).await,
         other => bail!("unknown contender `{other}`"),
     }
 }
@@ -61,13 +62,13 @@ pub(crate) async fn drive(
     match name {
         "raw-tcp" => raw_tcp::drive(workload, amount, addr).await,
         "tokio-codec" => tokio_codec::drive(workload, amount, addr).await,
-        "protowright-tcp" => protowright_tcp::drive(workload, amount, addr).await,
+        "protowright-tcp" => protowright::drive(Transport::Tcp, workload, amount, addr).await,
         "tonic" => tonic::drive(workload, amount, addr).await,
         "raw-udp" => raw_udp::drive(workload, amount, addr).await,
         "quinn" => quinn::drive(quinn::Control::Cubic, workload, amount, addr).await,
         "quinn-bbr" => quinn::drive(quinn::Control::Bbr, workload, amount, addr).await,
         "kcp" => kcp::drive(workload, amount, addr).await,
-        "protowright-udp" => protowright_udp::drive(workload, amount, addr).await,
+        "protowright-udp" => protowright::drive(Transport::Udp, workload, amount, addr).await,
         other => bail!("unknown contender `{other}`"),
     }
 }

@@ -165,7 +165,7 @@ async fn a_client_works_over_any_channel() {
         max_in_flight: 4,
         ..rpc::Config::default()
     };
-    let channel = rpc::memory::connect(StoreServer::new(Shop::default()), config);
+    let channel = protowright::memory::connect(StoreServer::new(Shop::default()), config);
     let client = StoreClient::new(channel);
     assert_eq!(stock_and_buy(&client).await, Ok(90));
     assert_eq!(client.channel().peer(), "in-memory server");

@@ -250,10 +250,10 @@ fn oversized_messages_and_missing_channels_are_refused_at_send() {
     assert_eq!(
         world
             .client
-            .send(client, Lane::ReliableOrdered, 16, payload(1, 10)),
+            .send(client, Lane::ReliableOrdered, 256, payload(1, 10)),
         Err(SendError::NoSuchChannel {
-            channel: 16,
-            channels: 16
+            channel: 256,
+            channels: 256
         })
     );
 }

@@ -1,0 +1,180 @@
+//! `protowright-tcp` and `protowright-udp`: protowright through its public
+//! API and generated code, as a user would use it — the same code on both
+//! transports, which is the point of its one messaging API: payloads as
+//! protocol messages for the throughput workloads, the generated client for
+//! round trips.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use bytes::Bytes;
+use protowright::net::Tokio;
+use protowright::rpc::Status;
+use protowright::{Client, ClientConfig, Connection, Server, ServerConfig, Transport, udp};
+use tokio::time::Instant;
+
+use super::bulk::{self, Received};
+use super::{Meter, Sampler, memory, ready};
+use crate::pb::{Bench, BenchClient, BenchServer, Empty, Payload, Stream, stream};
+use crate::{Amount, DATA, Report, Workload};
+
+/// Echoes requests (round trips, and the marker that ends a transfer).
+struct Echo;
+
+impl Bench for Echo {
+    async fn echo(&self, request: Payload) -> Result<Payload, Status> {
+        Ok(request)
+    }
+
+    async fn push(&self, _request: Payload) -> Result<Empty, Status> {
+        Ok(Empty {})
+    }
+}
+
+fn server_config() -> ServerConfig {
+    ServerConfig {
+        max_connections: 20_000,
+        ..ServerConfig::default()
+    }
+}
+
+fn client_config() -> ClientConfig {
+    ClientConfig {
+        udp: udp::Config {
+            max_connections: 20_000,
+            ..udp::Config::default()
+        },
+        ..ClientConfig::default()
+    }
+}
+
+pub(super) async fn serve(
+    transport: Transport,
+    workload: Workload,
+    amount: Amount,
+) -> anyhow::Result<()> {
+    let address = (Ipv4Addr::LOCALHOST, 0).into();
+    let mut server = Server::bind(Tokio, transport, address, server_config()).await?;
+    let baseline = memory::resident_bytes()?;
+    ready(server.local_addr());
+    let handle = server.handle();
+    if workload == Workload::Conns10k {
+        tokio::spawn(server.serve(BenchServer::new(Echo)));
+        memory::report_when_connected(amount.connections, baseline, || {
+            handle.stats().connections
+        })
+        .await?;
+        // Tell the clients, so they stop at once rather than at their
+        // idle timeout.
+        handle.shutdown().await;
+        return Ok(());
+    }
+    let connection = server
+        .accept()
+        .await
+        .ok_or_else(|| anyhow::anyhow!("no client came"))?
+        .serve(BenchServer::new(Echo));
+    match workload {
+        Workload::Msgs64 => {
+            let mut meter = Meter::default();
+            // The client closes after its last message: every message is
+            // read before the end is seen.
+            while let Some(Stream { body: Some(_) }) = connection.recv().await? {
+                meter.add(1);
+            }
+            meter.finish();
+            meter.report().print();
+        }
+        Workload::Bulk => {
+            let mut received = Received::default();
+            while let Some(Stream {
+                body: Some(stream::Body::Payload(payload)),
+            }) = connection.recv().await?
+            {
+                received.add(&payload.data);
+            }
+            received.report().print();
+        }
+        Workload::Rtt64 => {
+            let _ = connection.closed().await;
+        }
+        Workload::Conns10k => {}
+    }
+    handle.shutdown().await;
+    Ok(())
+}
+
+pub(super) async fn drive(
+    transport: Transport,
+    workload: Workload,
+    amount: Amount,
+    addr: SocketAddr,
+) -> anyhow::Result<()> {
+    if workload == Workload::Conns10k {
+        let clients = memory::open_all(amount.connections, || async {
+            Ok(Client::connect(Tokio, transport, addr, client_config()).await?)
+        })
+        .await?;
+        // Hold them until the server has measured and gone.
+        if let Some(first) = clients.first() {
+            let mut state = first.watch_state();
+            let lost = state.wait_for(|s| *s != protowright::ConnectionState::Connected);
+            let _ = tokio::time::timeout(Duration::from_secs(60), lost).await;
+        }
+        return Ok(());
+    }
+    let client = Client::connect(Tokio, transport, addr, client_config()).await?;
+    let connection = client.connection().await?;
+    let bench = BenchClient::new(connection.clone());
+    let payload = Payload {
+        data: Bytes::from_static(&DATA),
+    };
+    bench.echo(payload.clone()).await?;
+    match workload {
+        Workload::Msgs64 => {
+            let end = Instant::now() + amount.duration;
+            'sending: loop {
+                for _ in 0..256 {
+                    connection.send(payload.clone()).await?;
+                }
+                if Instant::now() >= end {
+                    break 'sending;
+                }
+            }
+        }
+        Workload::Rtt64 => {
+            let mut sampler = Sampler::new(amount.duration);
+            while sampler.more() {
+                let started = Instant::now();
+                bench.echo(payload.clone()).await?;
+                sampler.record(started);
+            }
+            sampler.report().print();
+        }
+        Workload::Bulk => {
+            let expected = bulk::expected(amount.bytes);
+            for chunk in bulk::chunks(amount.bytes) {
+                connection.send(Payload { data: chunk }).await?;
+            }
+            Report::Sent {
+                bytes: expected.bytes(),
+                checksum: expected.value(),
+            }
+            .print();
+        }
+        Workload::Conns10k => {}
+    }
+    finish(client, connection).await;
+    Ok(())
+}
+
+/// Closes gracefully: everything queued is delivered first; then the
+/// process stays until the close is through (a UDP close is resent across
+/// its drain, in case it was lost).
+async fn finish(client: Client, connection: Connection) {
+    client.close();
+    let _ = tokio::time::timeout(Duration::from_secs(60), connection.closed()).await;
+    if let Some(raw) = connection.udp() {
+        let _ = tokio::time::timeout(Duration::from_secs(5), raw.closed()).await;
+    }
+}
