@@ -1,108 +1,179 @@
-//! The reliable-UDP transport in a turmoil simulation: the very endpoint,
-//! driver and RPC code that runs on real sockets, under turmoil's latency
-//! spread (which reorders datagrams) and a partition.
-//!
-//! A client sends 400 messages across the four deliveries and makes an RPC
-//! call every 100 ms while the link is cut for two seconds; then it closes
-//! gracefully. Every delivery guarantee must hold at the server, calls must
-//! succeed again once the link heals, and one seed must always give the
-//! same trace. `PROTOWRIGHT_SEED=n` replays one seed.
+//! Reliable UDP under drawn fault schedules: every delivery keeps its
+//! guarantee, every call ends correctly, everything pending arrives after
+//! the heal. `PROTOWRIGHT_SEED=<seed>` replays one case;
+//! `PROTOWRIGHT_CASES=<n>` runs more.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
-
-use protowright::Delivery;
-use protowright_testing::Stream;
-use sim_tests::replay_command;
-use sim_tests::udp_scenario::{MESSAGES, route, run};
-
-fn seeds() -> Vec<u64> {
-    match std::env::var("PROTOWRIGHT_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-    {
-        Some(seed) => vec![seed],
-        None => vec![1, 2, 3],
-    }
-}
+use protowright::Transport;
+use protowright_sim::{Cases, Schedule};
+use sim_tests::traffic;
 
 #[test]
-fn every_delivery_keeps_its_guarantee_through_reordering_and_a_partition() {
-    for seed in seeds() {
-        let context = format!(
-            "seed {seed}, replay: {}",
-            replay_command("udp_faults", seed)
-        );
-        let run = run(seed);
-        let mut by_stream: BTreeMap<Stream, Vec<u64>> = BTreeMap::new();
-        for &(stream, n) in &run.received {
-            assert_eq!(route(n), stream, "{context}");
-            by_stream.entry(stream).or_default().push(n);
-        }
-        for stream in Stream::ALL {
-            let got = by_stream.remove(&stream).unwrap_or_default();
-            let sent: Vec<u64> = (0..MESSAGES).filter(|&n| route(n) == stream).collect();
-            match stream.delivery() {
-                Delivery::ReliableOrdered => {
-                    assert_eq!(got, sent, "{stream:?}: exactly once, in order; {context}")
-                }
-                Delivery::ReliableUnordered => {
-                    let mut got = got;
-                    got.sort_unstable();
-                    assert_eq!(got, sent, "{stream:?}: exactly once; {context}");
-                }
-                Delivery::Unreliable => {
-                    let count = got.len();
-                    let mut got = got;
-                    got.sort_unstable();
-                    got.dedup();
-                    assert_eq!(got.len(), count, "{stream:?}: at most once; {context}");
-                }
-                Delivery::UnreliableSequenced => assert!(
-                    got.windows(2).all(|w| w[0] < w[1]),
-                    "{stream:?}: never backwards; {context}"
-                ),
-            }
-        }
-        // Calls made well after the partition healed all succeeded.
-        let late: Vec<_> = run
-            .calls
-            .iter()
-            .filter(|(at, _)| *at > Duration::from_secs(7))
-            .collect();
+fn every_guarantee_holds_under_drawn_fault_schedules() {
+    let cases = Cases::new(Schedule::strategy(traffic::space(Transport::Udp)), 12);
+    let summary = cases.run(|case| traffic::run(case, Transport::Udp));
+    summary.require(&[
+        "fault.dropped",
+        "fault.duplicated",
+        "fault.corrupted",
+        "udp.retransmitted",
+        "udp.duplicates_dropped",
+    ]);
+}
+
+mod by_hand {
+    //! One schedule per kind of fault, each with proof that it fired and
+    //! that the transport's recovery did.
+
+    use std::time::Duration;
+
+    use protowright::Transport;
+    use protowright_sim::fault::{Bandwidth, Burst};
+    use protowright_sim::{Case, Event, Faults, Report, Schedule};
+    use sim_tests::traffic;
+
+    fn secs(s: f64) -> Duration {
+        Duration::from_secs_f64(s)
+    }
+
+    /// The standard scenario under `faults` for the window, then healed.
+    fn under(faults: Faults) -> Report {
+        run(Schedule::none()
+            .with_faults(faults)
+            .heal_at(traffic::WINDOW))
+    }
+
+    fn run(schedule: Schedule) -> Report {
+        traffic::run(Case { seed: 11, schedule }, Transport::Udp)
+            .unwrap_or_else(|failure| panic!("{failure}"))
+    }
+
+    #[test]
+    fn thirty_percent_independent_loss() {
+        let report = under(Faults::loss(0.3));
+        assert!(report.faults.lost > 100, "{:?}", report.faults);
+        assert!(report.counter("udp.retransmitted") > 0);
+    }
+
+    #[test]
+    fn bursty_loss_of_thirty_percent_in_the_long_run() {
+        let burst = Burst {
+            enter: 0.05,
+            leave: 0.1,
+            loss: 0.9,
+        };
+        let report = under(Faults {
+            burst: Some(burst),
+            ..Faults::none()
+        });
+        assert!(report.faults.burst_lost > 100, "{:?}", report.faults);
+        assert!(report.counter("udp.retransmitted") > 0);
+    }
+
+    #[test]
+    fn duplication() {
+        let report = under(Faults {
+            duplicate: 0.2,
+            ..Faults::none()
+        });
+        assert!(report.faults.duplicated > 50, "{:?}", report.faults);
+        assert!(report.counter("udp.duplicates_dropped") > 0);
+    }
+
+    #[test]
+    fn reordering_by_jitter() {
+        let report = under(Faults {
+            jitter: Duration::from_millis(40),
+            ..Faults::none()
+        });
+        assert!(report.faults.delayed > 100, "{:?}", report.faults);
+    }
+
+    #[test]
+    fn corruption_and_truncation() {
+        let report = under(Faults {
+            corrupt: 0.05,
+            truncate: 0.05,
+            ..Faults::none()
+        });
+        assert!(report.faults.corrupted > 10 && report.faults.truncated > 10);
+        assert!(report.counter("udp.retransmitted") > 0);
+    }
+
+    #[test]
+    fn a_path_mtu_below_the_configured_datagram_size() {
+        let report = under(Faults {
+            max_datagram: Some(1300),
+            ..Faults::none()
+        });
         assert!(
-            !late.is_empty() && late.iter().all(|(_, r)| r.is_ok()),
-            "calls after healing: {late:?}; {context}"
+            report.faults.too_large > 0,
+            "probes above 1300 B were dropped"
         );
-        let during: Vec<_> = run
-            .calls
+    }
+
+    #[test]
+    fn a_bandwidth_cap_with_a_shallow_queue() {
+        let report = under(Faults {
+            bandwidth: Some(Bandwidth {
+                bytes_per_second: 20_000,
+                queue_bytes: 6_000,
+            }),
+            ..Faults::none()
+        });
+        assert!(
+            report.faults.delayed > 50 && report.faults.queue_dropped > 0,
+            "{:?}",
+            report.faults
+        );
+    }
+
+    #[test]
+    fn a_partition_shorter_than_the_idle_timeout_is_recovered_on_the_same_connection() {
+        let report = run(Schedule::none()
+            .at(secs(1.0), Event::partition("client", "server"))
+            .at(secs(2.0), Event::repair("client", "server"))
+            .heal_at(secs(2.0)));
+        assert!(
+            report.counter("udp.retransmitted") > 0,
+            "what was cut off was resent"
+        );
+        assert_eq!(report.counter("client.reconnects"), 0);
+    }
+
+    #[test]
+    fn a_partition_longer_than_the_idle_timeout_is_recovered_by_reconnecting() {
+        let report = run(Schedule::none()
+            .at(secs(1.0), Event::partition("client", "server"))
+            .at(secs(3.5), Event::repair("client", "server"))
+            .heal_at(secs(3.5)));
+        assert!(report.counter("client.reconnects") >= 1);
+    }
+
+    #[test]
+    fn a_crash_and_restart_of_the_server() {
+        let report = run(Schedule::none()
+            .at(secs(1.0), Event::crash("server"))
+            .at(secs(2.0), Event::restart("server"))
+            .heal_at(secs(2.0)));
+        assert!(report.counter("client.reconnects") >= 1);
+    }
+
+    #[test]
+    fn a_crash_and_restart_of_the_client() {
+        let report = run(Schedule::none()
+            .at(secs(1.0), Event::crash("client"))
+            .at(secs(2.0), Event::restart("client"))
+            .heal_at(secs(2.0)));
+        let flows = report
+            .history
             .iter()
-            .filter(|(at, _)| {
-                *at > Duration::from_millis(3500) && *at < Duration::from_millis(4500)
+            .filter(|e| {
+                matches!(
+                    e.what,
+                    protowright_sim::history::Observation::FlowStarted { .. }
+                )
             })
-            .collect();
-        assert!(
-            during.iter().any(|(_, r)| r.is_err()),
-            "the partition cut nothing: {during:?}; {context}"
-        );
-        assert_eq!(
-            run.server_saw_close.as_deref(),
-            Some("clean"),
-            "the server saw the graceful close; {context}"
-        );
+            .count();
+        assert!(flows >= 2, "the restarted client opened a new connection");
     }
-}
-
-#[test]
-fn one_seed_always_gives_the_same_trace() {
-    let seed = seeds()[0];
-    let first = format!("{:?}", run(seed));
-    let second = format!("{:?}", run(seed));
-    assert!(!first.is_empty());
-    assert_eq!(
-        first,
-        second,
-        "seed {seed} diverged; replay: {}",
-        replay_command("udp_faults", seed)
-    );
 }

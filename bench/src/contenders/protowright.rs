@@ -60,10 +60,8 @@ pub(super) async fn serve(
     let handle = server.handle();
     if workload == Workload::Conns10k {
         tokio::spawn(server.serve(BenchServer::new(Echo)));
-        memory::report_when_connected(amount.connections, baseline, || {
-            handle.stats().connections
-        })
-        .await?;
+        memory::report_when_connected(amount.connections, baseline, || handle.stats().connections)
+            .await?;
         // Tell the clients, so they stop at once rather than at their
         // idle timeout.
         handle.shutdown().await;

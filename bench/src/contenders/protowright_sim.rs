@@ -19,7 +19,11 @@ pub(super) fn drive(duration: Duration) -> anyhow::Result<()> {
         let mut seeds = 0u64;
         while seeds == 0 || started.elapsed() < duration {
             let run = sim_tests::udp_scenario::run(seeds + 1);
-            assert!(!run.received.is_empty(), "seed {} recorded nothing", seeds + 1);
+            assert!(
+                !run.received.is_empty(),
+                "seed {} recorded nothing",
+                seeds + 1
+            );
             seeds += 1;
         }
         seeds as f64 / started.elapsed().as_secs_f64()

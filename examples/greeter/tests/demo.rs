@@ -13,8 +13,11 @@ use protowright_sim::Turmoil;
 fn expected(server: &str) -> Transcript {
     vec![
         "say_hello(Ada)        -> ok: Hello, Ada!".to_owned(),
-        "say_hello(\"\")         -> error: INVALID_ARGUMENT: a name is required to say hello".to_owned(),
-        format!("say_hello(slow, 50ms) -> error: DEADLINE_EXCEEDED: /greeter.v1.Greeter/SayHello got no response from {server} within 50ms"),
+        "say_hello(\"\")         -> error: INVALID_ARGUMENT: a name is required to say hello"
+            .to_owned(),
+        format!(
+            "say_hello(slow, 50ms) -> error: DEADLINE_EXCEEDED: /greeter.v1.Greeter/SayHello got no response from {server} within 50ms"
+        ),
         "100 concurrent visits -> 100 counted".to_owned(),
     ]
 }

@@ -42,8 +42,21 @@
 //! packets; simulated TCP never retransmits, so fault TCP with partitions,
 //! hold/release and crashes, not `fail_rate`.
 
+mod cases;
+pub mod check;
+pub mod defaults;
+pub mod fault;
+pub mod history;
 mod net;
 mod random;
+pub mod schedule;
+mod sim;
 
+pub use cases::{Case, Cases, Summary};
+pub use check::{Check, Violation};
+pub use fault::{FaultControl, Faults, Faulty};
+pub use history::History;
 pub use net::{SimDatagram, SimListener, SimStream, Turmoil};
 pub use random::reseed;
+pub use schedule::{Event, Schedule, Space};
+pub use sim::{Cause, Ctx, Failure, HostResult, Report, Sim, SimNet};

@@ -141,6 +141,11 @@ impl pb::Probe for Probe {
     }
 }
 
+/// The padding byte of message `seq` of `flow`: wrong bytes show corruption.
+fn pad(flow: u64, seq: u64) -> u8 {
+    ((flow.wrapping_mul(31) + seq) % 251) as u8
+}
+
 /// One stream of numbered traffic: a delivery on a channel, as the
 /// schema's options for its message type give it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -178,15 +183,32 @@ impl Stream {
         }
     }
 
+    /// The stream's name, as histories and reports name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::OrderedA => "OrderedA",
+            Self::OrderedB => "OrderedB",
+            Self::Unordered => "Unordered",
+            Self::Unreliable => "Unreliable",
+            Self::Sequenced => "Sequenced",
+        }
+    }
+
     /// Message `seq` of this stream, padded to about `size` bytes.
     pub fn message(self, seq: u64, size: usize) -> pb::Traffic {
-        let padding = Bytes::from(vec![(seq % 251) as u8; size]);
+        self.message_in(0, seq, size)
+    }
+
+    /// Message `seq` of this stream on the sending connection `flow`,
+    /// padded to about `size` bytes.
+    pub fn message_in(self, flow: u64, seq: u64, size: usize) -> pb::Traffic {
+        let padding = Bytes::from(vec![pad(flow, seq); size]);
         let body = match self {
-            Self::OrderedA => Body::OrderedA(pb::OrderedA { seq, padding }),
-            Self::OrderedB => Body::OrderedB(pb::OrderedB { seq, padding }),
-            Self::Unordered => Body::Unordered(pb::Unordered { seq, padding }),
-            Self::Unreliable => Body::Unreliable(pb::Unreliable { seq, padding }),
-            Self::Sequenced => Body::Sequenced(pb::Sequenced { seq, padding }),
+            Self::OrderedA => Body::OrderedA(pb::OrderedA { seq, padding, flow }),
+            Self::OrderedB => Body::OrderedB(pb::OrderedB { seq, padding, flow }),
+            Self::Unordered => Body::Unordered(pb::Unordered { seq, padding, flow }),
+            Self::Unreliable => Body::Unreliable(pb::Unreliable { seq, padding, flow }),
+            Self::Sequenced => Body::Sequenced(pb::Sequenced { seq, padding, flow }),
         };
         pb::Traffic { body: Some(body) }
     }
@@ -195,15 +217,20 @@ impl Stream {
     /// its padding is what the sender wrote (not corrupted). `None` for a
     /// message of no stream.
     pub fn read(message: &pb::Traffic) -> Option<(Stream, u64, bool)> {
-        let (stream, seq, padding) = match message.body.as_ref()? {
-            Body::OrderedA(m) => (Self::OrderedA, m.seq, &m.padding),
-            Body::OrderedB(m) => (Self::OrderedB, m.seq, &m.padding),
-            Body::Unordered(m) => (Self::Unordered, m.seq, &m.padding),
-            Body::Unreliable(m) => (Self::Unreliable, m.seq, &m.padding),
-            Body::Sequenced(m) => (Self::Sequenced, m.seq, &m.padding),
-            Body::Small(_) => return None,
+        Self::read_flow(message).map(|(stream, _, seq, intact)| (stream, seq, intact))
+    }
+
+    /// Like [`read`](Self::read), with the sending connection's flow too.
+    pub fn read_flow(message: &pb::Traffic) -> Option<(Stream, u64, u64, bool)> {
+        let (stream, flow, seq, padding) = match message.body.as_ref()? {
+            Body::OrderedA(m) => (Self::OrderedA, m.flow, m.seq, &m.padding),
+            Body::OrderedB(m) => (Self::OrderedB, m.flow, m.seq, &m.padding),
+            Body::Unordered(m) => (Self::Unordered, m.flow, m.seq, &m.padding),
+            Body::Unreliable(m) => (Self::Unreliable, m.flow, m.seq, &m.padding),
+            Body::Sequenced(m) => (Self::Sequenced, m.flow, m.seq, &m.padding),
+            Body::Small(_) | Body::Chunk(_) => return None,
         };
-        let intact = padding.iter().all(|&byte| byte == (seq % 251) as u8);
-        Some((stream, seq, intact))
+        let intact = padding.iter().all(|&byte| byte == pad(flow, seq));
+        Some((stream, flow, seq, intact))
     }
 }

@@ -56,7 +56,9 @@ impl<N: Net> Dialer<N> {
             Self::Tcp(net) => {
                 let stream = match tokio::time::timeout(limit, net.connect(server)).await {
                     Ok(Ok(stream)) => stream,
-                    Ok(Err(error)) => return Err(format!("connecting to {server} failed: {error}")),
+                    Ok(Err(error)) => {
+                        return Err(format!("connecting to {server} failed: {error}"));
+                    }
                     Err(_) => return Err(timed_out()),
                 };
                 if let Err(error) = stream.set_nodelay(config.nodelay) {
@@ -74,7 +76,9 @@ impl<N: Net> Dialer<N> {
             Self::Udp(endpoint) => {
                 let raw = match tokio::time::timeout(limit, endpoint.connect(server)).await {
                     Ok(Ok(raw)) => raw,
-                    Ok(Err(error)) => return Err(format!("connecting to {server} failed: {error}")),
+                    Ok(Err(error)) => {
+                        return Err(format!("connecting to {server} failed: {error}"));
+                    }
                     Err(_) => return Err(timed_out()),
                 };
                 let service = Arc::clone(service);

@@ -170,7 +170,13 @@ impl Client {
             }
         };
         let schedule = Schedule::new(inner.config.backoff, seed);
-        tokio::spawn(supervise(dialer, Arc::clone(&inner), service, first, schedule));
+        tokio::spawn(supervise(
+            dialer,
+            Arc::clone(&inner),
+            service,
+            first,
+            schedule,
+        ));
         Ok(Self { inner })
     }
 
@@ -226,7 +232,10 @@ impl Client {
     /// Sends a protocol message on the live connection (see
     /// [`Connection::send`]), waiting for one while reconnecting.
     pub async fn send<M: Outgoing>(&self, message: M) -> Result<(), SendError> {
-        let connection = self.connection().await.map_err(|status| self.down(status))?;
+        let connection = self
+            .connection()
+            .await
+            .map_err(|status| self.down(status))?;
         connection.send(message).await
     }
 
@@ -296,7 +305,9 @@ impl Channel for Client {
                     self.inner.budget.on_success();
                     return Ok(response);
                 }
-                Err(status) if status.code() == Code::DeadlineExceeded && !status.is_from_peer() => {
+                Err(status)
+                    if status.code() == Code::DeadlineExceeded && !status.is_from_peer() =>
+                {
                     // Name the caller's whole timeout, not the slice left
                     // for this attempt.
                     let waited = timeout.unwrap_or_default();

@@ -113,7 +113,8 @@ mod tests {
     #[test]
     fn an_unavailable_the_callee_answered_is_not_retried() {
         let budget = Budget::new(RetryPolicy::default());
-        let answered = Status::from_wire(Status::unavailable("the handler is overloaded").to_wire());
+        let answered =
+            Status::from_wire(Status::unavailable("the handler is overloaded").to_wire());
         assert!(!budget.allow_retry(&READ, &answered, 0));
         assert!(budget.allow_retry(&READ, &unavailable(), 0));
     }

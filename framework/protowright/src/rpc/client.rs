@@ -237,7 +237,9 @@ impl Drop for Outstanding<'_> {
         if was_waiting && self.cancel_on_drop && !self.shared.is_closed() {
             // Best effort: if the queue is full the callee's own deadline
             // still stops the work.
-            let _ = self.shared.try_enqueue(wire::control(Kind::Cancel, self.call_id));
+            let _ = self
+                .shared
+                .try_enqueue(wire::control(Kind::Cancel, self.call_id));
         }
     }
 }

@@ -49,7 +49,10 @@ pub(crate) trait LinkWriter: Send + 'static {
     /// returns how many bytes of it went: at least one, waiting while the
     /// link has no room. The session times each call out when it makes no
     /// progress for its write-stall timeout.
-    fn write(&mut self, batch: &Bytes) -> impl Future<Output = Result<usize, ConnectionError>> + Send;
+    fn write(
+        &mut self,
+        batch: &Bytes,
+    ) -> impl Future<Output = Result<usize, ConnectionError>> + Send;
 
     /// Pushes out anything the link buffers.
     fn flush(&mut self) -> impl Future<Output = Result<(), ConnectionError>> + Send;

@@ -44,8 +44,8 @@ mod wire;
 pub use client::Client;
 pub use config::{Config, ConfigError};
 pub use service::{CallOptions, Channel, NoService, Service, decode_request, encode, unary};
-pub use session::Session;
 pub(crate) use session::Pending;
+pub use session::Session;
 pub use stats::Stats;
 pub use status::{Code, Status};
 

@@ -180,8 +180,7 @@ impl Registry {
                 connection.close();
             }
             drop(stragglers);
-            let _ =
-                tokio::time::timeout(Duration::from_secs(1), live.wait_for(|n| *n == 0)).await;
+            let _ = tokio::time::timeout(Duration::from_secs(1), live.wait_for(|n| *n == 0)).await;
         }
         if let Some(endpoint) = &self.endpoint {
             endpoint.shutdown();

@@ -74,12 +74,14 @@ impl<R: AsyncRead + Unpin + Send + 'static> LinkReader for StreamReader<R> {
         meter: &Meter<'_>,
     ) -> Result<bool, ConnectionError> {
         loop {
-            while let Some(frame) = self.codec.decode(&mut self.buf).map_err(|source| {
-                ConnectionError::Frame {
-                    peer: self.peer.clone(),
-                    source,
-                }
-            })? {
+            while let Some(frame) =
+                self.codec
+                    .decode(&mut self.buf)
+                    .map_err(|source| ConnectionError::Frame {
+                        peer: self.peer.clone(),
+                        source,
+                    })?
+            {
                 frames.push(frame);
             }
             if !frames.is_empty() {

@@ -15,7 +15,9 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::Error;
-use super::proto::{CLOSE_NORMAL, CloseReason, ConnectionHandle, ConnectionStats, Lane, Message, SendError};
+use super::proto::{
+    CLOSE_NORMAL, CloseReason, ConnectionHandle, ConnectionStats, Lane, Message, SendError,
+};
 use super::shared::{Owner, Shared, State};
 use crate::Delivery;
 
@@ -99,7 +101,10 @@ impl Connection {
     }
 
     /// Runs `action` on the engine under the lock, then wakes the driver.
-    pub(super) fn with_engine<T>(&self, action: impl FnOnce(&mut State, ConnectionHandle) -> T) -> T {
+    pub(super) fn with_engine<T>(
+        &self,
+        action: impl FnOnce(&mut State, ConnectionHandle) -> T,
+    ) -> T {
         let result = action(&mut self.inner.shared.lock(), self.inner.handle);
         self.inner.shared.wake_driver.notify_one();
         result

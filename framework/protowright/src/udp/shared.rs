@@ -40,7 +40,9 @@ pub(crate) enum Life {
     /// Accepting stopped; connections are closing gracefully.
     ShuttingDown,
     /// The driver stopped; `failure` says why, if the socket failed.
-    Stopped { failure: Option<String> },
+    Stopped {
+        failure: Option<String>,
+    },
 }
 
 /// Where one connection stands, as the application sees it.
@@ -259,9 +261,8 @@ impl State {
             return;
         };
         let now = Instant::now().into_std();
-        let reason = format!(
-            "{peer} refused the connection's datagrams: nothing is listening on that port"
-        );
+        let reason =
+            format!("{peer} refused the connection's datagrams: nothing is listening on that port");
         let handles: Vec<_> = self.entries.keys().copied().collect();
         for handle in handles {
             if self.engine.connection(handle).map(|c| c.peer()) == Some(peer) {

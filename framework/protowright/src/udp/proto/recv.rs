@@ -304,18 +304,26 @@ impl Receiver {
         }
         let lane = fragment.lane;
         let channel_id = key.1;
-        deliver(&mut self.ready, &mut self.ready_session, Message {
-            lane,
-            channel: channel_id,
-            data,
-        });
-        channel.next += 1;
-        while let Some(data) = channel.early.remove(&channel.next) {
-            deliver(&mut self.ready, &mut self.ready_session, Message {
+        deliver(
+            &mut self.ready,
+            &mut self.ready_session,
+            Message {
                 lane,
                 channel: channel_id,
                 data,
-            });
+            },
+        );
+        channel.next += 1;
+        while let Some(data) = channel.early.remove(&channel.next) {
+            deliver(
+                &mut self.ready,
+                &mut self.ready_session,
+                Message {
+                    lane,
+                    channel: channel_id,
+                    data,
+                },
+            );
             channel.next += 1;
         }
         Ok(())
