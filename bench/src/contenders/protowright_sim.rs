@@ -1,6 +1,7 @@
-//! `protowright-sim`: how many seeds per second the standard simulation
-//! scenario runs (reliable UDP under reordering and a partition, with RPC,
-//! in turmoil). There is no server: the simulation holds both hosts.
+//! `protowright-sim`: how many seeds per second the simulation scenarios
+//! run in one process (`sim_tests::scenarios`: the standard traffic
+//! scenario on each transport under a drawn fault schedule, the same as
+//! `cargo xtask sim`). There is no server: the simulation holds the hosts.
 
 use std::time::{Duration, Instant};
 
