@@ -19,12 +19,11 @@ pub(super) fn drive(duration: Duration) -> anyhow::Result<()> {
         let started = Instant::now();
         let mut seeds = 0u64;
         while seeds == 0 || started.elapsed() < duration {
-            let run = sim_tests::udp_scenario::run(seeds + 1);
-            assert!(
-                !run.received.is_empty(),
-                "seed {} recorded nothing",
-                seeds + 1
-            );
+            let seed = seeds + 1;
+            let report = sim_tests::scenarios::for_seed(seed)
+                .run(seed)
+                .unwrap_or_else(|failure| panic!("{failure}"));
+            assert!(!report.history.is_empty(), "seed {seed} recorded nothing");
             seeds += 1;
         }
         seeds as f64 / started.elapsed().as_secs_f64()
