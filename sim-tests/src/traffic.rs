@@ -7,12 +7,11 @@
 //! message it receives. The checkers then hold each delivery to its
 //! guarantee, every call to a correct outcome, and liveness after the heal.
 
-use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use protowright::{Client, Connection, Server, Transport};
+use protowright::{Client, Connection, Transport};
 use protowright_sim::check;
-use protowright_sim::{Case, Ctx, Failure, HostResult, Report, Sim, Space, defaults};
+use protowright_sim::{Case, Ctx, Failure, HostResult, Report, Sim, Space};
 use protowright_testing::pb::{Payload, Probe as _, ProbeClient, ProbeServer, Traffic};
 use protowright_testing::{Probe, Stream};
 
@@ -96,8 +95,7 @@ pub fn run_mutant(case: Case, transport: Transport, mutant: Mutant) -> Result<Re
 }
 
 async fn server(ctx: Ctx, transport: Transport, mutant: Mutant) -> HostResult {
-    let address = (Ipv4Addr::UNSPECIFIED, PORT).into();
-    let mut server = Server::bind(ctx.net(), transport, address, defaults::server()).await?;
+    let mut server = ctx.server(transport, PORT).await?;
     while let Some(incoming) = server.accept().await {
         let service = Echoer {
             ctx: ctx.clone(),
@@ -212,8 +210,7 @@ impl Bug {
 }
 
 async fn client(ctx: Ctx, transport: Transport, mutant: Mutant) -> HostResult {
-    let server = ctx.addr("server", PORT);
-    let client = connect(&ctx, transport, server).await?;
+    let client = ctx.client(transport, ctx.addr("server", PORT)).await?;
     let probe = ProbeClient::new(client.clone()).with_timeout(Duration::from_millis(500));
     let stop_at = stop_at(&ctx);
     let mut n = 0u64;
@@ -267,25 +264,6 @@ async fn client(ctx: Ctx, transport: Transport, mutant: Mutant) -> HostResult {
 /// When the client stops sending: a second after liveness is due.
 fn stop_at(ctx: &Ctx) -> Duration {
     ctx.settled_at() + Duration::from_secs(1)
-}
-
-/// Connects, retrying while the server is down (it may be crashed when the
-/// run starts).
-async fn connect(
-    ctx: &Ctx,
-    transport: Transport,
-    server: std::net::SocketAddr,
-) -> Result<Client, protowright::Error> {
-    loop {
-        match Client::connect(ctx.net(), transport, server, defaults::client()).await {
-            Ok(client) => return Ok(client),
-            Err(error) if ctx.now() < ctx.settled_at() => {
-                ctx.history().note(format!("first connect failed: {error}"));
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(error) => return Err(error),
-        }
-    }
 }
 
 /// One echo call, recorded: its answer must carry its own id.

@@ -1,46 +1,122 @@
-//! Deterministic simulation for protowright.
+//! Deterministic fault-injection testing for protocols built on protowright.
 //!
-//! protowright's transports are written against the socket traits in
-//! `protowright::net`. This crate implements them for turmoil's simulated
-//! network ([`Turmoil`]), so the very code that runs on real sockets runs
-//! inside a simulation whose time, latency, partitions and crashes a test
-//! controls, from one seed.
+//! Add `protowright-sim` as a dev-dependency and your own servers and
+//! clients — the very code that runs on real sockets — run inside a
+//! simulated network that this crate breaks on purpose: packets lost,
+//! duplicated, corrupted, cut short, reordered, held back by a bandwidth
+//! cap or refused by a small path MTU; links partitioned and held; hosts
+//! crashed and restarted. Every one of those choices comes from one seed,
+//! so a failing run is replayed exactly, and a failing case is shrunk to a
+//! short schedule before you read it.
 //!
-//! Add it as a dev-dependency and pass [`Turmoil`] wherever your code takes
-//! a `protowright::net::Net`:
+//! # A test in a few lines
 //!
-//! ```no_run
-//! use protowright::net::{Net, Stream as _};
-//! use protowright_sim::Turmoil;
-//! use std::net::{Ipv4Addr, SocketAddr};
-//! use tokio::io::AsyncWriteExt;
+//! The README's greeter (`proto/greeter/v1/greeter.proto`), under drawn
+//! faults; this is `examples/greeter/tests/under_faults.rs`, run in CI:
 //!
-//! async fn greet<N: Net>(net: N, server: SocketAddr) -> std::io::Result<()> {
-//!     let mut stream = net.connect(server).await?;
-//!     stream.write_all(b"hello").await
-//! }
+//! ```ignore
+//! use std::time::Duration;
+//! use protowright::Transport;
+//! use protowright_sim::{Cases, Schedule, Sim, Space, check};
 //!
-//! let mut sim = turmoil::Builder::new().rng_seed(7).build();
-//! sim.host("server", || async {
-//!     let listener = Turmoil.listen((Ipv4Addr::UNSPECIFIED, 9000).into()).await?;
-//!     let _ = protowright::net::Listener::accept(&listener).await?;
-//!     Ok(())
+//! let faults = Space::new(&["server", "client"], Duration::from_secs(3)).restart(&["server"]);
+//! Cases::new(Schedule::strategy(faults), 16).run(|case| {
+//!     Sim::new(case.seed)
+//!         .schedule(case.schedule)
+//!         .host("server", |ctx| async move {
+//!             let server = ctx.server(Transport::Udp, 9000).await?;
+//!             server.serve(GreeterServer::new(Host::default())).await;
+//!             Ok(())
+//!         })
+//!         .client("client", |ctx| async move {
+//!             let client = ctx.client(Transport::Udp, ctx.addr("server", 9000)).await?;
+//!             let greeter = GreeterClient::new(client).with_timeout(Duration::from_millis(500));
+//!             for n in 0..60 {
+//!                 let name = format!("guest {n}");
+//!                 let call = ctx.call(Some(Duration::from_millis(500)));
+//!                 let reply = greeter.say_hello(HelloRequest { name: name.clone(), think_millis: 0 }).await;
+//!                 call.outcome(&reply, |reply| reply.message == format!("Hello, {name}!"));
+//!                 tokio::time::sleep(Duration::from_millis(150)).await;
+//!             }
+//!             Ok(())
+//!         })
+//!         .check(check::calls())
+//!         .run()
 //! });
-//! sim.client("client", async {
-//!     greet(Turmoil, (turmoil::lookup("server"), 9000).into()).await?;
-//!     Ok(())
-//! });
-//! sim.run().unwrap();
 //! ```
 //!
-//! # Map
-//! - `net`: [`Turmoil`] and its stream, listener and datagram socket types.
+//! Each case draws a seed and a fault schedule; the server and client run
+//! on two simulated hosts; the client records every call in the run's
+//! [`History`]; after the run, [`check::calls`] holds every call to its
+//! contract (its own answer or a typed error, never late, and success once
+//! the faults have healed). On failure the test panics with the seed, the
+//! shrunk schedule, the first violation with the history around it, and
+//! the command that replays it (`PROTOWRIGHT_SEED=<seed> cargo test ...`).
 //!
-//! Know the simulated network's fault model before relying on it: latency
-//! draws reorder datagrams whenever the maximum exceeds the minimum; a
-//! link's `fail_rate` flaps the whole link rather than dropping single
-//! packets; simulated TCP never retransmits, so fault TCP with partitions,
-//! hold/release and crashes, not `fail_rate`.
+//! # Map
+//!
+//! - [`Sim`] (with [`Ctx`]): one run — hosts, clients, schedule, checkers.
+//!   `Ctx::server`/`Ctx::client` give your code a server and a client with
+//!   the simulation's settings; `Ctx::net` the network for anything else.
+//! - [`Schedule`], [`Event`], [`Space`]: what goes wrong and when; drawn by
+//!   proptest in the manner of swarm testing, or written by hand.
+//! - [`Cases`]: many seeded cases, shrinking, replay, and a [`Summary`]
+//!   whose coverage proves the faults and recovery paths fired.
+//! - [`History`]: what your code records (messages sent and delivered,
+//!   calls, writes and reads, bounded quantities, coverage counters); its
+//!   trace hash pins a run.
+//! - [`check`]: the checkers — [`check::delivery`] (each delivery's
+//!   guarantee per stream and connection, liveness after the heal),
+//!   [`check::unreliable_share`], [`check::calls`], [`check::acked_writes`],
+//!   [`check::bounded`], [`check::custom`].
+//! - [`fault`]: the datagram fault model ([`Faults`], `fault::Link`) and
+//!   [`Faulty`], the layer that puts it in front of any
+//!   `protowright::net::Net` — turmoil's, or real sockets (real loss on
+//!   loopback).
+//! - [`defaults`]: transport settings sized for simulated runs.
+//! - [`Turmoil`]: the simulated network as a `protowright::net::Net`.
+//!
+//! # What the simulation does, and what this crate adds
+//!
+//! turmoil runs each host on a single-threaded tokio runtime with paused
+//! time, on one thread, in a fixed order: so `tokio::time` is virtual and a
+//! run is deterministic for a given seed. Its network delivers TCP and UDP
+//! with a latency drawn per message (a wide range reorders UDP), can
+//! partition and hold links, and crash and restart hosts. It does not lose,
+//! duplicate, corrupt or truncate single datagrams, has no size limit and
+//! no bandwidth; its `fail_rate` flaps a whole link rather than dropping
+//! packets; and its TCP never retransmits, so a lost segment would hang a
+//! stream. Hence:
+//!
+//! - datagram faults come from this crate's [`fault`] layer, per direction
+//!   of each path, seeded; TCP streams pass through it untouched and are
+//!   faulted with partitions, holds and crashes ([`Space::streams_only`]);
+//! - [`Sim`] keeps the network's latency fixed unless the schedule changes
+//!   it, so a healed network does not reorder.
+//!
+//! # Two phases
+//!
+//! A schedule's faults all lie before its `heal_at`; then [`Sim`] heals
+//! everything (clean datagrams, links repaired and released, fixed latency,
+//! crashed hosts restarted). Checkers judge **safety** over the whole run
+//! and **liveness** after the heal: what was pending arrives and calls
+//! succeed once the liveness bound has passed ([`Sim::liveness_bound`],
+//! default 5 s; [`Ctx::settled`] waits for it).
+//!
+//! # Determinism
+//!
+//! One root seed drives turmoil's `rng_seed`, a fixed simulated epoch, the
+//! fault layer, and — through `Net::fill_random`, which [`Turmoil`] answers
+//! from the seeded generator — every random choice protowright and your code
+//! make (connection ids, reconnect jitter). Keep your own code deterministic
+//! the same way: `tokio::time` only, randomness from the `Net`, `biased;` in
+//! `select!`, no iteration over hashed collections. A suite can assert it:
+//! run a seed twice and compare [`Report::trace_hash`].
+//!
+//! # Environment
+//!
+//! `PROTOWRIGHT_SEED` replays one seed; `PROTOWRIGHT_CASES` runs more cases
+//! than the suite's default; `PROTOWRIGHT_FIRST_SEED` moves the window.
 
 mod cases;
 pub mod check;

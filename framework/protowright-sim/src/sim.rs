@@ -10,6 +10,8 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
+use protowright::{Client, Server, Transport};
+
 use crate::check::{Check, Run, Violation};
 use crate::fault::{FaultControl, FaultCounters, Faulty};
 use crate::history::{Entry, History, Observation, counter, trace_hash};
@@ -147,6 +149,41 @@ impl Ctx {
     /// When liveness is due: the heal plus the run's liveness bound.
     pub fn settled_at(&self) -> Duration {
         self.heal_at + self.liveness
+    }
+
+    /// A server on this host at `port`, all addresses, with the
+    /// simulation's settings ([`defaults::server`](crate::defaults::server)).
+    pub async fn server(
+        &self,
+        transport: Transport,
+        port: u16,
+    ) -> Result<Server, protowright::Error> {
+        let address = SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), port);
+        Server::bind(self.net(), transport, address, crate::defaults::server()).await
+    }
+
+    /// A client of `server` with the simulation's settings
+    /// ([`defaults::client`](crate::defaults::client)). The first connect
+    /// fails fast when the server cannot be reached; in a simulation a
+    /// fault may be the reason, so this keeps trying (as a deployment's
+    /// supervisor would) until the faults have healed and settled, and only
+    /// then gives up with the error.
+    pub async fn client(
+        &self,
+        transport: Transport,
+        server: SocketAddr,
+    ) -> Result<Client, protowright::Error> {
+        loop {
+            match Client::connect(self.net(), transport, server, crate::defaults::client()).await {
+                Ok(client) => return Ok(client),
+                Err(error) if self.now() < self.settled_at() => {
+                    self.history
+                        .note(format!("{}: {error}; trying again", self.host));
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(error) => return Err(error),
+            }
+        }
     }
 
     /// Waits until the heal plus the liveness bound: from then on, what was

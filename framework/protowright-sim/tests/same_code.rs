@@ -6,10 +6,11 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use bytes::Bytes;
-use protowright::Method;
 use protowright::net::{Datagram, Listener, Net, Stream, Tokio};
-use protowright::rpc::{CallOptions, Channel, Config, NoService, Service, Session, Status};
+use protowright::rpc::{Config, NoService, Session};
 use protowright_sim::Turmoil;
+use protowright_testing::Probe;
+use protowright_testing::pb::{Payload, Probe as _, ProbeClient, ProbeServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const MESSAGES: [&[u8]; 3] = [b"one", b"two", b"three"];
@@ -81,16 +82,47 @@ async fn stream_echo_runs_on_real_sockets() {
     serving.await.unwrap().unwrap();
 }
 
+/// Real sockets may lose a datagram, even on loopback: a test waits a
+/// bounded time, never forever.
+const PATIENCE: Duration = Duration::from_secs(10);
+
 #[tokio::test]
 async fn datagram_echo_runs_on_real_sockets() {
     let socket = Tokio.bind_datagram(LOOPBACK).await.unwrap();
     let server = socket.local_addr().unwrap();
     let serving = tokio::spawn(datagram_echo_server(socket, MESSAGES.len()));
-    assert_eq!(
-        datagram_echo_client(Tokio, server).await.unwrap(),
-        expected()
-    );
+    let echoes = tokio::time::timeout(PATIENCE, datagram_echo_client(Tokio, server))
+        .await
+        .expect("the echoes came back in time");
+    assert_eq!(echoes.unwrap(), expected());
     serving.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn the_fault_layer_gives_real_sockets_real_loss() {
+    use protowright_sim::{FaultControl, Faults, Faulty};
+
+    let control = FaultControl::new(3);
+    control.set(Faults::loss(0.5));
+    let lossy = Faulty::new(Tokio, control.clone());
+    let receiver = Tokio.bind_datagram(LOOPBACK).await.unwrap();
+    let sender = lossy.bind_datagram(LOOPBACK).await.unwrap();
+    let target = receiver.local_addr().unwrap();
+    for n in 0..200u8 {
+        sender.send_to(&[n], target).await.unwrap();
+    }
+    let mut received = 0;
+    let mut buf = [0u8; 4];
+    while let Ok(Ok(_)) =
+        tokio::time::timeout(Duration::from_millis(200), receiver.recv_from(&mut buf)).await
+    {
+        received += 1;
+    }
+    let counters = control.counters();
+    assert_eq!(counters.datagrams, 200);
+    assert_eq!(counters.lost + counters.delivered, 200);
+    assert_eq!(received, counters.delivered, "what was not dropped arrived");
+    assert!((60..140).contains(&received), "about half: {received}");
 }
 
 fn simulation() -> turmoil::Sim<'static> {
@@ -143,25 +175,11 @@ fn datagram_echo_runs_in_simulation() {
     sim.run().unwrap();
 }
 
-const REVERSE: Method = Method {
-    id: 7,
-    path: "/sim.Text/Reverse",
-    idempotent: true,
-};
-
-/// Reverses the bytes it is sent.
-struct Reverser;
-
-impl Service for Reverser {
-    async fn call(&self, _method: u32, request: Bytes) -> Result<Bytes, Status> {
-        Ok(request.iter().rev().copied().collect())
-    }
-}
-
 /// Serves one RPC session on the first inbound stream.
 async fn rpc_server<L: Listener>(listener: L) -> io::Result<()> {
     let (stream, peer) = listener.accept().await?;
-    let session = Session::spawn(stream, peer.to_string(), Reverser, Config::default());
+    let service = ProbeServer::new(Probe::default());
+    let session = Session::spawn(stream, peer.to_string(), service, Config::default());
     session.closed().await.map_err(io::Error::other)
 }
 
@@ -169,27 +187,24 @@ async fn rpc_server<L: Listener>(listener: L) -> io::Result<()> {
 async fn rpc_client<N: Net>(net: N, server: SocketAddr) -> io::Result<Vec<Bytes>> {
     let stream = net.connect(server).await?;
     let session = Session::spawn(stream, server.to_string(), NoService, Config::default());
-    let client = session.client();
+    let probe = ProbeClient::new(session.client()).with_timeout(PATIENCE);
     let mut answers = Vec::new();
     for message in MESSAGES {
-        let answer = client
-            .call(
-                &REVERSE,
-                Bytes::from_static(message),
-                CallOptions::default(),
-            )
-            .await
-            .map_err(io::Error::other)?;
-        answers.push(answer);
+        let request = Payload {
+            id: 0,
+            data: Bytes::from_static(message),
+        };
+        let answer = probe.double(request).await.map_err(io::Error::other)?;
+        answers.push(answer.data);
     }
     session.close();
     Ok(answers)
 }
 
-fn reversed() -> Vec<Bytes> {
+fn doubled() -> Vec<Bytes> {
     MESSAGES
         .iter()
-        .map(|m| m.iter().rev().copied().collect())
+        .map(|m| Bytes::from([*m, *m].concat()))
         .collect()
 }
 
@@ -198,7 +213,10 @@ async fn an_rpc_session_runs_on_real_sockets() {
     let listener = Tokio.listen(LOOPBACK).await.unwrap();
     let server = listener.local_addr().unwrap();
     let serving = tokio::spawn(rpc_server(listener));
-    assert_eq!(rpc_client(Tokio, server).await.unwrap(), reversed());
+    let answers = tokio::time::timeout(PATIENCE, rpc_client(Tokio, server))
+        .await
+        .expect("answered in time");
+    assert_eq!(answers.unwrap(), doubled());
     serving.await.unwrap().unwrap();
 }
 
@@ -211,7 +229,7 @@ fn an_rpc_session_runs_in_simulation() {
         Ok(())
     });
     sim.client("client", async {
-        assert_eq!(rpc_client(Turmoil, server_addr(7002)).await?, reversed());
+        assert_eq!(rpc_client(Turmoil, server_addr(7002)).await?, doubled());
         Ok(())
     });
     sim.run().unwrap();
