@@ -29,7 +29,7 @@ pub fn pattern(len: usize) -> Vec<u8> {
 
 /// Sends `len` bytes from client to server under `schedule`; returns the
 /// run and the bytes the server received, in order.
-pub fn run(seed: u64, schedule: Schedule, len: usize) -> (Result<Report, Failure>, Vec<u8>) {
+pub fn run(seed: u64, schedule: Schedule, len: usize) -> (Result<Report, Box<Failure>>, Vec<u8>) {
     let received = Rc::new(RefCell::new(Vec::new()));
     let server_received = Rc::clone(&received);
     let outcome = Sim::new(seed)

@@ -71,12 +71,16 @@ pub enum Mutant {
 }
 
 /// Runs the scenario for `case` on `transport`.
-pub fn run(case: Case, transport: Transport) -> Result<Report, Failure> {
+pub fn run(case: Case, transport: Transport) -> Result<Report, Box<Failure>> {
     run_mutant(case, transport, Mutant::None)
 }
 
 /// Runs the scenario with a deliberate bug.
-pub fn run_mutant(case: Case, transport: Transport, mutant: Mutant) -> Result<Report, Failure> {
+pub fn run_mutant(
+    case: Case,
+    transport: Transport,
+    mutant: Mutant,
+) -> Result<Report, Box<Failure>> {
     Sim::new(case.seed)
         .schedule(case.schedule)
         .liveness_bound(LIVENESS)

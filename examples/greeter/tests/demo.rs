@@ -31,8 +31,10 @@ async fn in_memory_the_greeter_greets_refuses_times_out_and_counts() {
 async fn over_loopback(transport: Transport) {
     let (server, handle) = serve(Tokio, transport, (Ipv4Addr::LOCALHOST, 0).into())
         .await
-        .unwrap();
-    let transcript = visit(Tokio, transport, server).await.unwrap();
+        .expect("the server binds");
+    let transcript = visit(Tokio, transport, server)
+        .await
+        .expect("the visit completes");
     handle.shutdown().await;
     assert_eq!(transcript, expected(&server.to_string()), "{transport}");
 }
@@ -70,8 +72,8 @@ fn in_simulation(transport: Transport) {
         let _ = sender.send((server, transcript));
         Ok(())
     });
-    sim.run().unwrap();
-    let (server, transcript) = receiver.recv().unwrap();
+    sim.run().expect("the simulation completes");
+    let (server, transcript) = receiver.recv().expect("the client's transcript");
     assert_eq!(transcript, expected(&server.to_string()), "{transport}");
 }
 

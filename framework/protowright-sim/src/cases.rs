@@ -159,7 +159,7 @@ impl<S: Strategy<Value = Schedule>> Cases<S> {
     /// returned with its replay command.
     pub fn try_run(
         &self,
-        test: impl Fn(Case) -> Result<Report, Failure>,
+        test: impl Fn(Case) -> Result<Report, Box<Failure>>,
     ) -> Result<Summary, Box<Failure>> {
         let mut summary = Summary::default();
         for seed in self.seeds() {
@@ -175,7 +175,7 @@ impl<S: Strategy<Value = Schedule>> Cases<S> {
     pub fn run_one(
         &self,
         seed: u64,
-        test: &impl Fn(Case) -> Result<Report, Failure>,
+        test: &impl Fn(Case) -> Result<Report, Box<Failure>>,
     ) -> Result<Report, Box<Failure>> {
         let (case, mut tree) = Case::draw(&self.strategy, seed);
         let original = case.schedule.clone();
@@ -202,12 +202,12 @@ impl<S: Strategy<Value = Schedule>> Cases<S> {
             failure.shrunk_from = Some(original);
         }
         failure.replay = Some((self.replay)(seed));
-        Err(Box::new(failure))
+        Err(failure)
     }
 
     /// Runs every case with `test` and panics with the first (shrunk)
     /// failure. Returns the suite's summary.
-    pub fn run(&self, test: impl Fn(Case) -> Result<Report, Failure>) -> Summary {
+    pub fn run(&self, test: impl Fn(Case) -> Result<Report, Box<Failure>>) -> Summary {
         match self.try_run(test) {
             Ok(summary) => summary,
             Err(failure) => panic!("{failure}"),

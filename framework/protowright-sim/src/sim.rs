@@ -31,6 +31,7 @@ const EPOCH_SECS: u64 = 1_700_000_000;
 
 type HostFactory = Rc<dyn Fn(Ctx) -> Pin<Box<dyn Future<Output = HostResult>>>>;
 type ClientFuture = Pin<Box<dyn Future<Output = HostResult>>>;
+type ClientSoftware = Box<dyn FnOnce(Ctx) -> ClientFuture>;
 
 /// One run of a simulation: hosts (servers, restartable) and clients
 /// (whose end ends the run) running your code on a simulated network, a
@@ -55,7 +56,7 @@ pub struct Sim {
     limit: Duration,
     liveness: Duration,
     hosts: Vec<(String, HostFactory)>,
-    clients: Vec<(String, Box<dyn FnOnce(Ctx) -> ClientFuture>)>,
+    clients: Vec<(String, ClientSoftware)>,
     checks: Vec<Box<dyn Check>>,
     history: History,
     control: FaultControl,
@@ -291,7 +292,7 @@ impl Sim {
     /// Runs the simulation to the end, then the checkers. Fails with the
     /// seed, the schedule and the first violation (or the host that failed,
     /// panicked or hung).
-    pub fn run(mut self) -> Result<Report, Failure> {
+    pub fn run(mut self) -> Result<Report, Box<Failure>> {
         crate::random::reseed(self.seed);
         let mut builder = turmoil::Builder::new();
         builder
@@ -336,7 +337,7 @@ impl Sim {
         self.finish(cause, ended)
     }
 
-    fn finish(self, cause: Option<Cause>, ended: Duration) -> Result<Report, Failure> {
+    fn finish(self, cause: Option<Cause>, ended: Duration) -> Result<Report, Box<Failure>> {
         let history = self.history.entries();
         let report = Report {
             seed: self.seed,
@@ -360,12 +361,12 @@ impl Sim {
         });
         match cause {
             None => Ok(report),
-            Some(cause) => Err(Failure {
+            Some(cause) => Err(Box::new(Failure {
                 report,
                 cause,
                 replay: None,
                 shrunk_from: None,
-            }),
+            })),
         }
     }
 }
