@@ -21,9 +21,9 @@ use prost::Message as _;
 pub use stats::ConnectionStats;
 
 use crate::error::{ConnectionError, RecvError, SendError};
+use crate::rpc::StreamLink;
 use crate::rpc::{self, CallOptions, Channel, Service, Status};
 use crate::schema::{Method, Outgoing, Protocol, Route};
-use crate::tcp::StreamLink;
 use crate::transport::Transport;
 use crate::udp;
 

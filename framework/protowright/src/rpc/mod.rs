@@ -14,8 +14,8 @@
 //!
 //! # Map
 //! - `session`: the task driving a link (read, write, keepalive sides).
-//! - `link`: what a session runs over; the stream link is in
-//!   [`crate::tcp`], the session-lane link in [`crate::udp`].
+//! - `link`: what a session runs over; `stream` is the link over a byte
+//!   stream (TCP, in memory), the session-lane link is in [`crate::udp`].
 //! - `shared`: the state the task and the handles share, and the
 //!   session's lifecycle (open, draining, closed).
 //! - `calls`, `serving`: the caller's calls awaiting responses, the peer's
@@ -29,9 +29,11 @@
 mod calls;
 mod client;
 mod config;
+mod handler;
 mod inbox;
 mod keepalive;
 pub(crate) mod link;
+mod one_way;
 mod outbox;
 mod service;
 mod serving;
@@ -39,6 +41,7 @@ mod session;
 mod shared;
 mod stats;
 mod status;
+mod stream;
 mod wire;
 
 pub use client::Client;
@@ -48,6 +51,7 @@ pub(crate) use session::Pending;
 pub use session::Session;
 pub use stats::Stats;
 pub use status::{Code, Status};
+pub(crate) use stream::StreamLink;
 
 /// Cuts `stream` into frames and decodes each as an envelope, for
 /// fuzzing: never panics, whatever the bytes.

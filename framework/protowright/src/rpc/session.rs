@@ -10,24 +10,25 @@
 //! reason and every running handler is stopped; when the peer broke the
 //! protocol, it is first told why with a GOAWAY.
 
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::task::Poll;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::client::Owner;
+use super::handler;
 use super::keepalive::{Moment, Timeouts, Verdict};
 use super::link::{Link, LinkReader, LinkWriter};
+use super::one_way::OneWays;
 use super::outbox::Batch;
 use super::shared::Shared;
 use super::stats::Counters;
+use super::stream::StreamLink;
 use super::wire::{self, decode_envelope, is_traffic};
 use super::{Client, Config, Service, Stats, Status};
 use crate::error::ConnectionError;
-use crate::tcp::StreamLink;
 use crate::v1::{Envelope, Kind};
 
 /// How long a session that is closing because the peer broke the protocol
@@ -134,7 +135,7 @@ impl Pending {
         let driver = Driver {
             shared: Arc::clone(&self.shared),
             service: Arc::new(service),
-            one_ways: OnceLock::new(),
+            one_ways: OneWays::default(),
             failure: Mutex::new(None),
         };
         let close = self.close;
@@ -153,43 +154,10 @@ impl Pending {
 struct Driver<S> {
     shared: Arc<Shared>,
     service: Arc<S>,
-    /// The queue to the one-way worker and the room left in it (counted in
-    /// messages), set up at the first one-way message.
-    one_ways: OnceLock<(mpsc::UnboundedSender<OneWayBatch>, Arc<Semaphore>)>,
+    /// The one-way messages' worker, started at the first one.
+    one_ways: OneWays,
     /// Why the read side ended the session, when it first told the peer.
     failure: Mutex<Option<ConnectionError>>,
-}
-
-/// One-way messages from one read, holding their room in the queue.
-struct OneWayBatch {
-    messages: Vec<(u32, Bytes)>,
-    _room: OwnedSemaphorePermit,
-}
-
-/// Handles a connection's one-way messages, one at a time, in order, until
-/// the session ends.
-async fn one_way_worker<S: Service>(
-    shared: Arc<Shared>,
-    service: Arc<S>,
-    mut batches: mpsc::UnboundedReceiver<OneWayBatch>,
-) {
-    let work = async {
-        while let Some(batch) = batches.recv().await {
-            let count = batch.messages.len();
-            for (method, body) in batch.messages {
-                if let Err(status) = service.call(method, body).await {
-                    tracing::debug!(peer = shared.peer(), %status, "a one-way message's handler failed");
-                }
-            }
-            shared.serving.one_ways_done(count);
-            shared.on_call_finished();
-        }
-    };
-    tokio::select! {
-        biased;
-        () = shared.ended() => {}
-        () = work => {}
-    }
 }
 
 impl<S: Service> Driver<S> {
@@ -432,7 +400,7 @@ impl<S: Service> Driver<S> {
 
     async fn on_request(&self, envelope: Envelope) {
         let call_id = envelope.call_id;
-        if let Err(refused) = self.serve(envelope).await {
+        if let Err(refused) = handler::serve(&self.shared, &self.service, envelope).await {
             // Fails only when the session is closing.
             let _ = self
                 .shared
@@ -441,91 +409,11 @@ impl<S: Service> Driver<S> {
         }
     }
 
-    /// Serves a request from the peer.
-    ///
-    /// The handler runs here, in the reader's pass, and most answer without
-    /// waiting; only a handler that waits gets a task of its own (and is
-    /// registered so a cancel can stop it). Fails at once, without running
-    /// anything, when every handler slot is busy or the call id is already
-    /// being served.
-    async fn serve(&self, envelope: Envelope) -> Result<(), Status> {
-        self.shared.admit_incoming()?;
-        let shared = &self.shared;
-        let slot = shared.serving.try_slot().ok_or_else(|| {
-            Status::resource_exhausted(format!(
-                "{} calls are already being served for {}",
-                shared.config().max_concurrent_requests,
-                shared.peer()
-            ))
-        })?;
-        let call_id = envelope.call_id;
-        if shared.serving.contains(call_id) {
-            return Err(Status::invalid_argument(format!(
-                "call id {call_id} is already in use by a call in progress"
-            )));
-        }
-        let timeout =
-            (envelope.timeout_micros > 0).then(|| Duration::from_micros(envelope.timeout_micros));
-        let handler = Handler {
-            shared: Arc::clone(shared),
-            service: Arc::clone(&self.service),
-            call_id,
-            method: envelope.method,
-            body: envelope.body,
-            timeout,
-        };
-        let mut task = Box::pin(handler.run(slot));
-        let finished =
-            std::future::poll_fn(|cx| Poll::Ready(task.as_mut().poll(cx).is_ready())).await;
-        if !finished {
-            shared
-                .serving
-                .register(call_id, || tokio::spawn(task).abort_handle());
-        }
-        Ok(())
-    }
-
-    /// Queues one-way messages for the connection's one-way worker, which
-    /// handles them one at a time in arrival order. When the queue is full,
-    /// reading pauses: backpressure on the sender, never a dropped message.
+    /// Hands one-way messages to the connection's one-way worker.
     async fn on_one_ways(&self, messages: Vec<(u32, Bytes)>) {
-        if let Err(refused) = self.shared.admit_incoming() {
-            tracing::debug!(peer = self.shared.peer(), status = %refused, count = messages.len(), "dropped one-way messages");
-            return;
-        }
-        let capacity = self.shared.config().one_way_queue;
-        let (queue, room) = self.one_ways.get_or_init(|| {
-            let (queue, batches) = mpsc::unbounded_channel();
-            tokio::spawn(one_way_worker(
-                Arc::clone(&self.shared),
-                Arc::clone(&self.service),
-                batches,
-            ));
-            (queue, Arc::new(Semaphore::new(capacity)))
-        });
-        // A batch larger than the whole queue waits for all of it.
-        let wanted = u32::try_from(messages.len().min(capacity)).unwrap_or(u32::MAX);
-        let permit = match Arc::clone(room).try_acquire_many_owned(wanted) {
-            Ok(permit) => permit,
-            Err(_) => {
-                self.shared.activity.pause_reads(true);
-                let permit = Arc::clone(room).acquire_many_owned(wanted).await;
-                self.shared.activity.pause_reads(false);
-                let Ok(permit) = permit else { return };
-                permit
-            }
-        };
-        let count = messages.len();
-        self.shared.serving.one_ways_queued(count);
-        if queue
-            .send(OneWayBatch {
-                messages,
-                _room: permit,
-            })
-            .is_err()
-        {
-            self.shared.serving.one_ways_done(count);
-        }
+        self.one_ways
+            .deliver(&self.shared, &self.service, messages)
+            .await;
     }
 
     async fn write_loop<W: LinkWriter>(
@@ -583,45 +471,5 @@ impl<S: Service> Driver<S> {
         Counters::add(&self.shared.counters.bytes_out, batch.bytes.len() as u64);
         Counters::add(&self.shared.counters.messages_out, batch.envelopes);
         Ok(())
-    }
-}
-
-/// One incoming call: run in the reader's pass, or on a task of its own
-/// once it waits.
-struct Handler<S> {
-    shared: Arc<Shared>,
-    service: Arc<S>,
-    call_id: u64,
-    method: u32,
-    body: Bytes,
-    timeout: Option<Duration>,
-}
-
-impl<S: Service> Handler<S> {
-    async fn outcome(&self) -> Result<Bytes, Status> {
-        let call = self.service.call(self.method, self.body.clone());
-        match self.timeout {
-            None => call.await,
-            Some(limit) => tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
-                Err(Status::deadline_exceeded(format!(
-                    "the handler did not finish within the caller's {limit:?}"
-                )))
-            }),
-        }
-    }
-
-    async fn run(self, _slot: OwnedSemaphorePermit) {
-        let outcome = self.outcome().await;
-        self.shared.serving.finish(self.call_id);
-        self.shared.on_call_finished();
-        let answer = wire::response(self.call_id, outcome);
-        if let Err(refused) = self.shared.enqueue(answer).await {
-            // Too large to send: tell the caller why instead. (When the
-            // session is closing, this fails too and nobody is waiting.)
-            let _ = self
-                .shared
-                .enqueue(wire::response(self.call_id, Err(refused)))
-                .await;
-        }
     }
 }

@@ -1,10 +1,10 @@
 //! The TCP transport: length-delimited envelopes over a byte stream.
 //!
 //! Servers and clients on TCP are [`crate::Server`] and [`crate::Client`]
-//! with [`crate::Transport::Tcp`]; this module holds what is TCP's own:
-//! the stream link that cuts a byte stream into envelope frames (used for
-//! TCP, TLS, and the in-memory harness's pipe) and, with the `tls`
-//! feature, TLS through rustls.
+//! with [`crate::Transport::Tcp`]; a connection's session runs over the
+//! stream as length-delimited envelopes (the RPC module's stream link,
+//! also used for the in-memory harness's pipe). This module holds what is
+//! TCP's own: with the `tls` feature, TLS through rustls.
 //!
 //! On the wire each frame is a varint length followed by one
 //! `protowright.v1.Envelope` (see the crate README): calls, responses,
@@ -12,8 +12,5 @@
 //! session's `max_frame` are refused before anything is allocated, and the
 //! connection is closed with a GOAWAY saying why.
 
-mod link;
 #[cfg(feature = "tls")]
 pub mod tls;
-
-pub(crate) use link::StreamLink;

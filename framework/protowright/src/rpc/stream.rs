@@ -1,8 +1,8 @@
 //! A byte stream as a session's message link: length-delimited envelopes.
 //!
-//! Used for TCP (and TLS over it), for the in-memory harness's pipe, and
-//! for any `AsyncRead + AsyncWrite` given to
-//! [`Session::spawn`](crate::rpc::Session::spawn). Reading cuts whole frames
+//! The TCP transport's link (TLS too), the in-memory harness's pipe's, and
+//! that of any `AsyncRead + AsyncWrite` given to
+//! [`Session::spawn`](super::Session::spawn). Reading cuts whole frames
 //! out of a growing buffer with [`Delimited`], which refuses an oversized
 //! length before reserving anything; writing passes the session's batches
 //! straight to the stream, so many small envelopes cost one system call.
@@ -10,9 +10,9 @@
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
+use super::link::{Link, LinkReader, LinkWriter, Meter};
 use crate::codec::Delimited;
 use crate::error::ConnectionError;
-use crate::rpc::link::{Link, LinkReader, LinkWriter, Meter};
 
 /// A byte stream carrying length-delimited envelopes.
 #[derive(Debug)]
