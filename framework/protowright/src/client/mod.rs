@@ -169,6 +169,10 @@ impl Client {
                 });
             }
         };
+        // Published here, not only by the supervisor's task, so the client
+        // is connected (state, `try_send`, stats) as soon as this returns.
+        inner.connection.send_replace(Some(first.clone()));
+        inner.state.send_replace(ConnectionState::Connected);
         let schedule = Schedule::new(inner.config.backoff, seed);
         tokio::spawn(supervise(dialer, Arc::clone(&inner), service, first, schedule));
         Ok(Self { inner })
