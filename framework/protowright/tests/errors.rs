@@ -21,7 +21,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 async fn start(transport: Transport, config: ServerConfig) -> (ServerHandle, SocketAddr, Probe) {
-    let server = Server::bind(Tokio, transport, LOOPBACK, config).await.unwrap();
+    let server = Server::bind(Tokio, transport, LOOPBACK, config)
+        .await
+        .unwrap();
     let (handle, addr) = (server.handle(), server.local_addr());
     let probe = Probe::default();
     tokio::spawn(server.serve(ProbeServer::new(probe.clone())));
@@ -55,7 +57,10 @@ async fn tcp_a_call_over_the_servers_frame_limit_says_why_and_is_not_retried() {
         .unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted, "{status}");
     assert!(status.message().contains("refused a frame"), "{status}");
-    assert!(status.message().contains("1024"), "names the limit: {status}");
+    assert!(
+        status.message().contains("1024"),
+        "names the limit: {status}"
+    );
     assert_eq!(probe.finished() + probe.dropped(), 0, "no handler ran");
     // Each attempt would have cost the server a connection (the client
     // does reconnect: the server closed the connection).
@@ -73,7 +78,10 @@ async fn udp_a_call_over_the_limit_the_server_announced_fails_here() {
     let probe_client = ProbeClient::new(client.clone());
     let status = probe_client.echo(payload(1, 10 * 1024)).await.unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted, "{status}");
-    assert!(status.message().contains("frame limit of 1024 bytes"), "{status}");
+    assert!(
+        status.message().contains("frame limit of 1024 bytes"),
+        "{status}"
+    );
     assert!(!status.is_from_peer(), "refused on this side: {status}");
     // Nothing reached the server, and the connection is fine.
     assert_eq!(probe.finished() + probe.dropped(), 0);
@@ -88,7 +96,9 @@ async fn raw_peer_sends(addr: SocketAddr, bytes: &[u8]) -> Vec<Envelope> {
     stream.write_all(bytes).await.unwrap();
     let mut received = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut received));
-    read.await.expect("the server closes the connection").unwrap();
+    read.await
+        .expect("the server closes the connection")
+        .unwrap();
     let mut received = Bytes::from(received);
     let mut envelopes = Vec::new();
     while received.has_remaining() {
@@ -125,6 +135,9 @@ async fn tcp_an_oversized_length_prefix_is_answered_with_the_limit() {
     let told = raw_peer_sends(addr, &[0x80, 0x80, 0x80, 0x80, 0x04]).await;
     let (code, why) = goaway(&told);
     assert_eq!(code, Code::ResourceExhausted, "{why}");
-    assert!(why.contains(&(4 << 20).to_string()), "names the limit: {why}");
+    assert!(
+        why.contains(&(4 << 20).to_string()),
+        "names the limit: {why}"
+    );
     assert_eq!(settle_failed(&server, 1).await, 1);
 }

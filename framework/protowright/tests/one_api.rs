@@ -3,7 +3,9 @@
 //! (`tcp::...` and `udp::...` tests). Typed messages both ways with server
 //! push, calls both ways through the generated clients, the same
 //! `SendError`s at the same limits, the same end of the message stream, and
-//! the same backpressure.
+//! the same backpressure. (Retries, reconnects, the first connection and
+//! shutdown run on both transports too: `retries.rs`, `reconnect.rs`,
+//! `connect.rs`, `shutdown.rs`.)
 
 mod support;
 
@@ -13,7 +15,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use protowright::net::Tokio;
-use protowright::rpc::Code;
 use protowright::{
     Client, ClientConfig, Connection, RecvError, SendError, Server, ServerConfig, ServerHandle,
     Transport,
@@ -325,24 +326,6 @@ async fn recv_reports_a_failed_connection_as_closed(transport: Transport) {
     thread.join().unwrap();
 }
 
-async fn a_handlers_unavailable_reaches_the_caller_once(transport: Transport) {
-    let served = Served::start(transport, ServerConfig::default()).await;
-    let client = Client::connect(Tokio, transport, served.addr, ClientConfig::default())
-        .await
-        .unwrap();
-    let status = ProbeClient::new(client)
-        .overloaded(payload(1, 0))
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::Unavailable);
-    assert!(status.is_from_peer(), "{status}");
-    assert_eq!(
-        served.probe.finished(),
-        1,
-        "the callee answered: not retried"
-    );
-}
-
 /// Runs each scenario as a test on each transport.
 macro_rules! on_both_transports {
     ($($scenario:ident),* $(,)?) => {
@@ -371,5 +354,4 @@ on_both_transports!(
     a_receiver_that_does_not_read_stops_the_sender,
     recv_ends_with_none_after_a_clean_close,
     recv_reports_a_failed_connection_as_closed,
-    a_handlers_unavailable_reaches_the_caller_once,
 );
