@@ -3,6 +3,11 @@
 //! connected when `connect` returns, and a server at its connection limit
 //! refuses with the reason and counts it.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "an unwrap in test code is an assertion; clippy.toml allows it in #[test] functions, not in the scenarios and helpers they call"
+)]
+
 mod support;
 
 use std::time::{Duration, Instant};

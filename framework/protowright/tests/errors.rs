@@ -3,6 +3,11 @@
 //! told why before it is cut off, and the server counts each failed
 //! connection.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "an unwrap in test code is an assertion; clippy.toml allows it in #[test] functions, not in the scenarios and helpers they call"
+)]
+
 mod support;
 
 use std::net::SocketAddr;

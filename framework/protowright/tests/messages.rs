@@ -4,6 +4,11 @@
 //! virtual time. The same operations over TCP and reliable UDP are in
 //! `one_api.rs`.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "an unwrap in test code is an assertion; clippy.toml allows it in #[test] functions, not in the scenarios and helpers they call"
+)]
+
 mod support;
 
 use std::sync::Arc;

@@ -7,6 +7,11 @@
 //! shutdown run on both transports too: `retries.rs`, `reconnect.rs`,
 //! `connect.rs`, `shutdown.rs`.)
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "an unwrap in test code is an assertion; clippy.toml allows it in #[test] functions, not in the scenarios and helpers they call"
+)]
+
 mod support;
 
 use std::net::SocketAddr;

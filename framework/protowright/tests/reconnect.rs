@@ -3,6 +3,11 @@
 //! pace its backoff allows, reconnects once the server is back (a call made
 //! meanwhile waits for it), and gives up when its policy says so.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "an unwrap in test code is an assertion; clippy.toml allows it in #[test] functions, not in the scenarios and helpers they call"
+)]
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -64,9 +69,11 @@ fn client_config() -> ClientConfig {
     config
 }
 
-/// Steps `sim` until it ends, applying `faults` (at a simulated time, to
-/// the server host) on the way.
-fn run(mut sim: turmoil::Sim<'_>, seed: u64, faults: &[(Duration, fn(&mut turmoil::Sim<'_>))]) {
+/// Something done to the simulation at a moment of simulated time.
+type Fault = (Duration, fn(&mut turmoil::Sim<'_>));
+
+/// Steps `sim` until it ends, applying `faults` on the way.
+fn run(mut sim: turmoil::Sim<'_>, seed: u64, faults: &[Fault]) {
     let mut pending = faults.to_vec();
     loop {
         let done = sim

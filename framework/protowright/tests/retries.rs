@@ -6,6 +6,11 @@
 //! the call returns, every attempt it made is over: the counts below are
 //! final, with no clock deciding.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "an unwrap in test code is an assertion; clippy.toml allows it in #[test] functions, not in the scenarios and helpers they call"
+)]
+
 mod support;
 
 use std::net::SocketAddr;

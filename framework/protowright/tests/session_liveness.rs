@@ -3,6 +3,11 @@
 //! draining. Paused tokio time over a pipe, where a clock decides; turmoil
 //! with a fixed latency where a round trip is measured.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "an unwrap in test code is an assertion; clippy.toml allows it in #[test] functions, not in the scenarios and helpers they call"
+)]
+
 mod support;
 
 use std::net::{Ipv4Addr, SocketAddr};

@@ -3,6 +3,11 @@
 //! refused with the reason, and connections whose calls outlast the drain
 //! deadline (`ServerConfig::shutdown_timeout`) are closed then.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "an unwrap in test code is an assertion; clippy.toml allows it in #[test] functions, not in the scenarios and helpers they call"
+)]
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

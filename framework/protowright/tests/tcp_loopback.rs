@@ -5,6 +5,11 @@
 //! `errors.rs`, `retries.rs`; shutdown and reconnects, whose order a clock
 //! would decide here, run in turmoil: `shutdown.rs`, `reconnect.rs`.)
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "an unwrap in test code is an assertion; clippy.toml allows it in #[test] functions, not in the scenarios and helpers they call"
+)]
+
 mod support;
 
 use std::net::SocketAddr;

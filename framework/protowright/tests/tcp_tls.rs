@@ -2,6 +2,10 @@
 //! over `tcp::tls::Tls`, and what happens when the two ends disagree.
 
 #![cfg(feature = "tls")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "an unwrap in test code is an assertion; clippy.toml allows it in #[test] functions, not in the scenarios and helpers they call"
+)]
 
 mod support;
 

@@ -3,6 +3,11 @@
 //! messages, refusals, a server that vanished and came back, close, and
 //! many clients on one server socket.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "an unwrap in test code is an assertion; clippy.toml allows it in #[test] functions, not in the scenarios and helpers they call"
+)]
+
 mod support;
 
 use std::collections::BTreeSet;
