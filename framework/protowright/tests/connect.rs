@@ -105,6 +105,47 @@ async fn connections_over_the_limit_are_refused_with_the_reason(transport: Trans
     );
 }
 
+#[tokio::test]
+async fn tcp_a_client_refused_by_the_limit_gives_up_saying_why() {
+    let config = ServerConfig {
+        max_connections: 1,
+        ..ServerConfig::default()
+    };
+    let (_server, addr) = start(Transport::Tcp, config).await;
+    let _first = Client::connect(Tokio, Transport::Tcp, addr, ClientConfig::default())
+        .await
+        .unwrap();
+    let mut config = ClientConfig::default();
+    config.backoff.max_attempts = Some(1);
+    // TCP connects; the server says GOAWAY with its reason and closes.
+    let second = Client::connect(Tokio, Transport::Tcp, addr, config)
+        .await
+        .unwrap();
+    let mut states = second.watch_state();
+    let wait = states.wait_for(|s| matches!(s, ConnectionState::GaveUp { .. }));
+    let state = tokio::time::timeout(Duration::from_secs(5), wait)
+        .await
+        .expect("gave up in time")
+        .unwrap()
+        .clone();
+    let ConnectionState::GaveUp { last_error } = state else {
+        unreachable!()
+    };
+    assert!(
+        last_error.contains("at its limit of 1 connections"),
+        "{last_error}"
+    );
+    // And a call made now says so too.
+    let status = ProbeClient::new(second)
+        .echo(payload(1, 0))
+        .await
+        .unwrap_err();
+    assert!(
+        status.message().contains("at its limit of 1 connections"),
+        "{status}"
+    );
+}
+
 /// Runs each scenario as a test on each transport.
 macro_rules! on_both_transports {
     ($($scenario:ident),* $(,)?) => {
