@@ -450,7 +450,9 @@ async fn serve(connection: Connection, inner: &Inner) -> Option<String> {
             connection.close();
             None
         }
-        Some(Ok(())) => Some(format!("the connection to {} was closed", inner.server)),
+        // Closed cleanly, maybe with the server's reason (a GOAWAY saying
+        // why): the session's end status keeps it.
+        Some(Ok(())) => Some(connection.session().end_status().message().to_owned()),
         Some(Err(error)) => Some(error.to_string()),
     }
 }
