@@ -8,6 +8,7 @@
     reason = "an unwrap in test code is an assertion; clippy.toml allows it in #[test] functions, not in the scenarios and helpers they call"
 )]
 
+#[macro_use]
 mod support;
 
 use std::time::{Duration, Instant};
@@ -144,28 +145,6 @@ async fn tcp_a_client_refused_by_the_limit_gives_up_saying_why() {
         status.message().contains("at its limit of 1 connections"),
         "{status}"
     );
-}
-
-/// Runs each scenario as a test on each transport.
-macro_rules! on_both_transports {
-    ($($scenario:ident),* $(,)?) => {
-        mod tcp {
-            $(
-                #[tokio::test]
-                async fn $scenario() {
-                    super::$scenario(protowright::Transport::Tcp).await;
-                }
-            )*
-        }
-        mod udp {
-            $(
-                #[tokio::test]
-                async fn $scenario() {
-                    super::$scenario(protowright::Transport::Udp).await;
-                }
-            )*
-        }
-    };
 }
 
 on_both_transports!(

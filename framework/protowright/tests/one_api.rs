@@ -12,6 +12,7 @@
     reason = "an unwrap in test code is an assertion; clippy.toml allows it in #[test] functions, not in the scenarios and helpers they call"
 )]
 
+#[macro_use]
 mod support;
 
 use std::net::SocketAddr;
@@ -329,28 +330,6 @@ async fn recv_reports_a_failed_connection_as_closed(transport: Transport) {
     assert_eq!(served.handle.stats().failed, 1, "{failed}");
     drop(thaw);
     thread.join().unwrap();
-}
-
-/// Runs each scenario as a test on each transport.
-macro_rules! on_both_transports {
-    ($($scenario:ident),* $(,)?) => {
-        mod tcp {
-            $(
-                #[tokio::test]
-                async fn $scenario() {
-                    super::$scenario(protowright::Transport::Tcp).await;
-                }
-            )*
-        }
-        mod udp {
-            $(
-                #[tokio::test]
-                async fn $scenario() {
-                    super::$scenario(protowright::Transport::Udp).await;
-                }
-            )*
-        }
-    };
 }
 
 on_both_transports!(

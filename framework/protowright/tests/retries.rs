@@ -11,6 +11,7 @@
     reason = "an unwrap in test code is an assertion; clippy.toml allows it in #[test] functions, not in the scenarios and helpers they call"
 )]
 
+#[macro_use]
 mod support;
 
 use std::net::SocketAddr;
@@ -144,28 +145,6 @@ async fn retries_stop_at_the_policys_limit(transport: Transport) {
     // The default policy: the first attempt and 2 retries, each hung up on.
     assert_eq!(10 - hang_ups.load(Ordering::SeqCst), 3, "{status}");
     assert!(probe.echoed().is_empty());
-}
-
-/// Runs each scenario as a test on each transport.
-macro_rules! on_both_transports {
-    ($($scenario:ident),* $(,)?) => {
-        mod tcp {
-            $(
-                #[tokio::test]
-                async fn $scenario() {
-                    super::$scenario(protowright::Transport::Tcp).await;
-                }
-            )*
-        }
-        mod udp {
-            $(
-                #[tokio::test]
-                async fn $scenario() {
-                    super::$scenario(protowright::Transport::Udp).await;
-                }
-            )*
-        }
-    };
 }
 
 on_both_transports!(

@@ -1,7 +1,12 @@
-//! What several test files share: addresses, payloads, and a join without a
-//! futures crate. Each test binary uses part of it.
+//! What several test files share: addresses, payloads, a join without a
+//! futures crate, and running a scenario on both transports. Each test
+//! binary uses part of it.
 
-#![allow(dead_code, reason = "each test binary uses a part of this module")]
+#![allow(
+    dead_code,
+    unused_macros,
+    reason = "each test binary uses a part of this module"
+)]
 
 use std::net::{Ipv4Addr, SocketAddr};
 
@@ -45,4 +50,28 @@ pub(crate) fn unused_port() -> SocketAddr {
             return addr;
         }
     }
+}
+
+/// Runs each scenario (an `async fn(Transport)` of the including file) as
+/// two tests, `tcp::<scenario>` and `udp::<scenario>`, so a failure names
+/// its transport.
+macro_rules! on_both_transports {
+    ($($scenario:ident),* $(,)?) => {
+        mod tcp {
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    super::$scenario(protowright::Transport::Tcp).await;
+                }
+            )*
+        }
+        mod udp {
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    super::$scenario(protowright::Transport::Udp).await;
+                }
+            )*
+        }
+    };
 }
