@@ -2,8 +2,11 @@
 //! the way a user's crate compiles its own (`proto/testing/v1/testing.proto`):
 //!
 //! - the `Probe` service, whose methods exercise a session (echo, sleep,
-//!   fail, block until released, double, an overloaded handler), and
-//!   [`Probe`], its implementation that counts what its handlers did;
+//!   fail, block until released, double, an overloaded handler, push
+//!   messages to the caller), and [`Probe`], its implementation that counts
+//!   what its handlers did;
+//! - the `Absent` service, which nothing serves (to call a method a peer
+//!   does not know);
 //! - numbered traffic on every delivery (`Traffic`, the protocol root), and
 //!   [`Stream`] to make and read it.
 //!
@@ -11,13 +14,13 @@
 //! the transport, session and simulation suites use these generated types
 //! and clients, never hand-made method ids.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
 use protowright::rpc::{Code, Status};
-use protowright::{Delivery, MessageInfo};
+use protowright::{Connection, Delivery, MessageInfo};
 use tokio::sync::Notify;
 
 /// The types and glue generated from `testing.proto`.
@@ -26,21 +29,45 @@ pub mod pb {
     include!(concat!(env!("OUT_DIR"), "/testing.v1.rs"));
 }
 
-use pb::{Nap, Payload, traffic::Body};
+use pb::{Burst, Nap, Payload, traffic::Body};
 
 /// The `Probe` service: counts its handlers as they run, finish, or are
-/// dropped unfinished (cancelled or past their deadline). Clones share the
-/// counters.
+/// dropped unfinished (cancelled or past their deadline), and records the
+/// ids `Echo` was called with. Clones share the counters.
+///
+/// A probe made with [`pushing_to`](Self::pushing_to) also holds a
+/// connection, to which `Push` sends messages: serve it with
+/// `Incoming::serve_with(|connection| ProbeServer::new(probe.pushing_to(connection)))`.
 #[derive(Debug, Clone, Default)]
 pub struct Probe {
     running: Arc<AtomicUsize>,
     peak: Arc<AtomicUsize>,
     finished: Arc<AtomicUsize>,
     dropped: Arc<AtomicUsize>,
+    echoed: Arc<Mutex<Vec<u64>>>,
     release: Arc<Notify>,
+    connection: Option<Connection>,
 }
 
 impl Probe {
+    /// A probe sharing this one's counters whose `Push` sends to
+    /// `connection` (the connection it serves, for server push). It holds
+    /// the connection, so it keeps it open until either side closes it.
+    pub fn pushing_to(&self, connection: &Connection) -> Self {
+        Self {
+            connection: Some(connection.clone()),
+            ..self.clone()
+        }
+    }
+
+    /// The ids of the `Echo` requests handled, in the order handled.
+    pub fn echoed(&self) -> Vec<u64> {
+        self.echoed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// Handlers running now.
     pub fn running(&self) -> usize {
         self.running.load(Ordering::SeqCst)
@@ -103,7 +130,12 @@ impl Drop for Running<'_> {
 
 impl pb::Probe for Probe {
     async fn echo(&self, request: Payload) -> Result<Payload, Status> {
-        Running::start(self).finish(Ok(request))
+        let running = Running::start(self);
+        self.echoed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(request.id);
+        running.finish(Ok(request))
     }
 
     async fn sleep(&self, request: Nap) -> Result<Payload, Status> {
@@ -138,6 +170,26 @@ impl pb::Probe for Probe {
 
     async fn overloaded(&self, _request: Payload) -> Result<Payload, Status> {
         Running::start(self).finish(Err(Status::unavailable("the handler is overloaded")))
+    }
+
+    async fn push(&self, request: Burst) -> Result<Payload, Status> {
+        let running = Running::start(self);
+        let Some(connection) = &self.connection else {
+            return running.finish(Err(Status::new(
+                Code::FailedPrecondition,
+                "this probe holds no connection to push to (make it with `pushing_to`)",
+            )));
+        };
+        let size = usize::try_from(request.size).unwrap_or(usize::MAX);
+        for seq in 0..request.count {
+            if let Err(error) = connection.send(Stream::OrderedA.message(seq, size)).await {
+                return running.finish(Err(Status::unavailable(error.to_string())));
+            }
+        }
+        running.finish(Ok(Payload {
+            id: request.count,
+            data: Bytes::new(),
+        }))
     }
 }
 

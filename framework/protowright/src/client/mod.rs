@@ -169,6 +169,10 @@ impl Client {
                 });
             }
         };
+        // Published here, not only by the supervisor's task, so the client
+        // is connected (state, `try_send`, stats) as soon as this returns.
+        inner.connection.send_replace(Some(first.clone()));
+        inner.state.send_replace(ConnectionState::Connected);
         let schedule = Schedule::new(inner.config.backoff, seed);
         tokio::spawn(supervise(
             dialer,
@@ -457,7 +461,9 @@ async fn serve(connection: Connection, inner: &Inner) -> Option<String> {
             connection.close();
             None
         }
-        Some(Ok(())) => Some(format!("the connection to {} was closed", inner.server)),
+        // Closed cleanly, maybe with the server's reason (a GOAWAY saying
+        // why): the session's end status keeps it.
+        Some(Ok(())) => Some(connection.session().end_status().message().to_owned()),
         Some(Err(error)) => Some(error.to_string()),
     }
 }
