@@ -147,6 +147,13 @@ impl protowright_testing::pb::Probe for Echoer {
     async fn overloaded(&self, request: Payload) -> Result<Payload, protowright::rpc::Status> {
         Probe::default().overloaded(request).await
     }
+
+    async fn push(
+        &self,
+        request: protowright_testing::pb::Burst,
+    ) -> Result<Payload, protowright::rpc::Status> {
+        Probe::default().push(request).await
+    }
 }
 
 /// Records every message of one connection, then its transport's counts.
