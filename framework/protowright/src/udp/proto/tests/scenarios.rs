@@ -247,13 +247,15 @@ fn oversized_messages_and_missing_channels_are_refused_at_send() {
             max: 1 << 20
         })
     );
+    // The first channel past the configured count.
+    let channels = world.client.config().channels;
     assert_eq!(
         world
             .client
-            .send(client, Lane::ReliableOrdered, 16, payload(1, 10)),
+            .send(client, Lane::ReliableOrdered, channels, payload(1, 10)),
         Err(SendError::NoSuchChannel {
-            channel: 16,
-            channels: 16
+            channel: channels,
+            channels
         })
     );
 }
