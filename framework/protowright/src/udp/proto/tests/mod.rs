@@ -1,6 +1,8 @@
 //! Tests of the engine as a whole: two endpoints over a simulated link.
 
+mod handshake;
 mod link;
+mod memory;
 mod path;
 mod properties;
 mod scenarios;
