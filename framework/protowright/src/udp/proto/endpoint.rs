@@ -245,7 +245,7 @@ impl Endpoint {
         {
             slot.discard_messages = true;
             if let Some(connection) = slot.connection.as_mut() {
-                connection.clear_receiver();
+                connection.discard_unread();
             }
             self.refresh(handle.index);
         }

@@ -7,6 +7,12 @@
 //! message, for the one a sender may have begun at the edge of the window).
 //! Unreliable lanes have their own budget; when it is full the oldest
 //! partial message is dropped whole.
+//!
+//! A fragment of a message this side already has (delivered, or complete
+//! and waiting for an earlier one) is a duplicate: it is counted and
+//! dropped, never stored. Once the application lets go of the connection
+//! ([`Receiver::discard`]) nothing more is delivered, but the positions
+//! that tell a duplicate from a new message are kept.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -109,6 +115,7 @@ impl Partial {
 }
 
 /// One ordered channel: the next sequence to deliver and what arrived early.
+/// Every sequence below `next` was delivered: its fragments are duplicates.
 #[derive(Debug, Default)]
 struct OrderedChannel {
     next: u64,
@@ -137,6 +144,80 @@ struct Sequenced {
     partial: BTreeMap<u64, Partial>,
 }
 
+/// Where complete messages go: the application's queue, or nowhere once
+/// the application has let go of the connection.
+#[derive(Debug, Default)]
+struct Inbox {
+    /// Messages ready for the application.
+    ready: VecDeque<Message>,
+    /// Messages put in `ready` in all.
+    delivered: u64,
+    /// The application let go: deliver nothing more.
+    discarding: bool,
+}
+
+impl Inbox {
+    /// Queues `message` for the application; `false` (and dropped) once
+    /// discarding.
+    fn deliver(&mut self, message: Message) -> bool {
+        if self.discarding {
+            return false;
+        }
+        self.delivered += 1;
+        self.ready.push_back(message);
+        true
+    }
+}
+
+/// What a connection's receive side holds, in bytes of message data, and
+/// the most it may hold. Measured by walking every buffer rather than read
+/// from the counters that enforce the limits, so a test of the limits does
+/// not trust what it tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReceiveBuffer {
+    /// Reliable messages being reassembled: each holds a buffer of its
+    /// full length from its first fragment on.
+    pub reliable_partial: u64,
+    /// Complete reliable messages waiting for an earlier one on their
+    /// ordered channel.
+    pub reliable_early: u64,
+    /// Reliable messages delivered and not yet read.
+    pub reliable_unread: u64,
+    /// Unreliable messages being reassembled.
+    pub unreliable_partial: u64,
+    /// Unreliable messages delivered and not yet read.
+    pub unreliable_unread: u64,
+    /// The most the three reliable fields may sum to: partial messages
+    /// reserve at most the window plus one maximum message, and complete
+    /// unread ones are within the window plus one maximum message too.
+    pub reliable_bound: u64,
+    /// The most the two unreliable fields may sum to: the unreliable
+    /// budget for partial messages plus the budget for unread ones.
+    pub unreliable_bound: u64,
+}
+
+impl ReceiveBuffer {
+    /// Bytes held for reliable lanes.
+    pub fn reliable(&self) -> u64 {
+        self.reliable_partial + self.reliable_early + self.reliable_unread
+    }
+
+    /// Bytes held for unreliable lanes.
+    pub fn unreliable(&self) -> u64 {
+        self.unreliable_partial + self.unreliable_unread
+    }
+
+    /// Bytes held in all.
+    pub fn held(&self) -> u64 {
+        self.reliable() + self.unreliable()
+    }
+
+    /// The most [`held`](Self::held) may reach.
+    pub fn bound(&self) -> u64 {
+        self.reliable_bound + self.unreliable_bound
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Receiver {
     limits: RecvLimits,
@@ -152,13 +233,15 @@ pub(crate) struct Receiver {
     unreliable_unread: u64,
     /// New reliable bytes received in all.
     pub(crate) data_received: u64,
-    /// Messages ready for the application.
-    ready: VecDeque<Message>,
-    /// Unreliable messages dropped: a lost fragment, a full budget, or too
-    /// old to tell from a replay.
+    inbox: Inbox,
+    /// Unreliable messages dropped: a lost fragment or a full budget.
     pub(crate) unreliable_dropped: u64,
-    /// Duplicate fragments ignored.
-    pub(crate) duplicates: u64,
+    /// Fragments of messages already delivered or held, or of bytes
+    /// already held: dropped, never stored.
+    pub(crate) duplicate_fragments: u64,
+    /// Unreliable fragments that came too late to use: older than the
+    /// newest sequenced message delivered, or than the replay window.
+    pub(crate) stale_fragments: u64,
 }
 
 impl Receiver {
@@ -173,15 +256,21 @@ impl Receiver {
             unreliable_reserved: 0,
             unreliable_unread: 0,
             data_received: 0,
-            ready: VecDeque::new(),
+            inbox: Inbox::default(),
             unreliable_dropped: 0,
-            duplicates: 0,
+            duplicate_fragments: 0,
+            stale_fragments: 0,
         }
+    }
+
+    /// Messages delivered to the application's queue in all.
+    pub(crate) fn messages_delivered(&self) -> u64 {
+        self.inbox.delivered
     }
 
     /// The next message for the application.
     pub(crate) fn pop(&mut self) -> Option<Message> {
-        let message = self.ready.pop_front()?;
+        let message = self.inbox.ready.pop_front()?;
         if !message.lane.is_reliable() {
             self.unreliable_unread -= message.data.len() as u64;
         }
@@ -189,11 +278,11 @@ impl Receiver {
     }
 
     pub(crate) fn has_ready(&self) -> bool {
-        !self.ready.is_empty()
+        !self.inbox.ready.is_empty()
     }
 
     pub(crate) fn ready_len(&self) -> usize {
-        self.ready.len()
+        self.inbox.ready.len()
     }
 
     /// Takes in one fragment. `max_data` is the flow-control limit this side
@@ -256,7 +345,7 @@ impl Receiver {
         let channel = self.ordered.entry(key).or_default();
         let seq = fragment.sequence;
         if seq < channel.next || channel.early.contains_key(&seq) {
-            self.duplicates += 1;
+            self.duplicate_fragments += 1;
             return Ok(());
         }
         let complete = assemble(
@@ -265,25 +354,32 @@ impl Receiver {
             &mut self.reliable_reserved,
             self.limits.window + self.limits.max_message,
             &mut self.data_received,
-            &mut self.duplicates,
+            &mut self.duplicate_fragments,
         )?;
         let Some(data) = complete else {
             return Ok(());
         };
         if seq != channel.next {
+            // Once discarding, only the sequence is kept: it will never be
+            // delivered, but its resends must still count as duplicates.
+            let data = if self.inbox.discarding {
+                Bytes::new()
+            } else {
+                data
+            };
             channel.early.insert(seq, data);
             return Ok(());
         }
         let lane = fragment.lane;
         let channel_id = key.1;
-        self.ready.push_back(Message {
+        self.inbox.deliver(Message {
             lane,
             channel: channel_id,
             data,
         });
         channel.next += 1;
         while let Some(data) = channel.early.remove(&channel.next) {
-            self.ready.push_back(Message {
+            self.inbox.deliver(Message {
                 lane,
                 channel: channel_id,
                 data,
@@ -297,7 +393,7 @@ impl Receiver {
         let seq = fragment.sequence;
         let lane = &mut self.unordered;
         if seq < lane.floor || lane.delivered.contains(seq) {
-            self.duplicates += 1;
+            self.duplicate_fragments += 1;
             return Ok(());
         }
         let budget = self.limits.window + self.limits.max_message;
@@ -307,7 +403,7 @@ impl Receiver {
             &mut self.reliable_reserved,
             budget,
             &mut self.data_received,
-            &mut self.duplicates,
+            &mut self.duplicate_fragments,
         )?;
         let Some(data) = complete else {
             return Ok(());
@@ -321,7 +417,7 @@ impl Receiver {
         if lane.delivered.len() > MAX_UNORDERED_GAPS {
             return Err(Violation::TooManyGaps);
         }
-        self.ready.push_back(Message {
+        self.inbox.deliver(Message {
             lane: Lane::ReliableUnordered,
             channel: fragment.channel,
             data,
@@ -334,8 +430,12 @@ impl Receiver {
         let lane = &mut self.unreliable;
         let newest = lane.newest.unwrap_or(0).max(seq);
         let floor = newest.saturating_sub(REPLAY_WINDOW);
-        if seq < floor || lane.delivered.contains(seq) {
-            self.duplicates += 1;
+        if lane.delivered.contains(seq) {
+            self.duplicate_fragments += 1;
+            return;
+        }
+        if seq < floor {
+            self.stale_fragments += 1;
             return;
         }
         lane.newest = Some(newest);
@@ -352,6 +452,7 @@ impl Receiver {
             &mut self.unreliable_reserved,
             self.limits.unreliable_budget,
             &mut self.unreliable_dropped,
+            &mut self.duplicate_fragments,
         ) else {
             return;
         };
@@ -362,9 +463,16 @@ impl Receiver {
     fn on_sequenced(&mut self, fragment: &Fragment<'_>) {
         let seq = fragment.sequence;
         let channel = self.sequenced.entry(fragment.channel).or_default();
-        if channel.newest.is_some_and(|newest| seq <= newest) {
-            self.duplicates += 1;
-            return;
+        match channel.newest {
+            Some(newest) if seq == newest => {
+                self.duplicate_fragments += 1;
+                return;
+            }
+            Some(newest) if seq < newest => {
+                self.stale_fragments += 1;
+                return;
+            }
+            _ => {}
         }
         let Some(data) = assemble_unreliable(
             &mut channel.partial,
@@ -372,6 +480,7 @@ impl Receiver {
             &mut self.unreliable_reserved,
             self.limits.unreliable_budget,
             &mut self.unreliable_dropped,
+            &mut self.duplicate_fragments,
         ) else {
             return;
         };
@@ -392,47 +501,66 @@ impl Receiver {
             self.unreliable_dropped += 1;
             return;
         }
-        self.unreliable_unread += len;
-        self.ready.push_back(Message {
+        let message = Message {
             lane,
             channel,
             data,
-        });
+        };
+        if self.inbox.deliver(message) {
+            self.unreliable_unread += len;
+        }
     }
 
-    /// Bytes held for reassembly and unread delivery, for the memory bound.
-    pub(crate) fn buffered_bytes(&self) -> u64 {
-        let early: u64 = self
-            .ordered
-            .values()
-            .flat_map(|channel| channel.early.values())
-            .map(|data| data.len() as u64)
-            .sum();
-        let ready: u64 = self
-            .ready
-            .iter()
-            .map(|message| message.data.len() as u64)
-            .sum();
-        self.reliable_reserved + self.unreliable_reserved + early + ready
+    /// What this side holds, measured buffer by buffer.
+    pub(crate) fn buffer(&self) -> ReceiveBuffer {
+        fn partial_bytes(partials: &BTreeMap<u64, Partial>) -> u64 {
+            partials.values().map(Partial::total).sum()
+        }
+        let mut held = ReceiveBuffer {
+            reliable_bound: 2 * self.reliable_budget(),
+            unreliable_bound: 2 * self.limits.unreliable_budget,
+            ..ReceiveBuffer::default()
+        };
+        for channel in self.ordered.values() {
+            held.reliable_partial += partial_bytes(&channel.partial);
+            held.reliable_early += channel
+                .early
+                .values()
+                .map(|data| data.len() as u64)
+                .sum::<u64>();
+        }
+        held.reliable_partial += partial_bytes(&self.unordered.partial);
+        held.unreliable_partial += partial_bytes(&self.unreliable.partial);
+        for channel in self.sequenced.values() {
+            held.unreliable_partial += partial_bytes(&channel.partial);
+        }
+        for message in &self.inbox.ready {
+            let len = message.data.len() as u64;
+            if message.lane.is_reliable() {
+                held.reliable_unread += len;
+            } else {
+                held.unreliable_unread += len;
+            }
+        }
+        held
     }
 
-    /// The most [`buffered_bytes`](Self::buffered_bytes) may reach.
-    pub(crate) fn buffer_bound(&self) -> u64 {
-        // Reliable: reservations plus completed-unread, all within the
-        // window plus one message; unreliable: its budget twice (partial
-        // plus unread).
-        2 * self.reliable_budget() + 2 * self.limits.unreliable_budget
-    }
-
-    pub(crate) fn clear(&mut self) {
-        self.ordered.clear();
-        self.unordered = Unordered::default();
-        self.unreliable = Unreliable::default();
-        self.sequenced.clear();
-        self.ready.clear();
-        self.reliable_reserved = 0;
-        self.unreliable_reserved = 0;
+    /// The application let go of the connection: drops what it did not
+    /// read and delivers nothing more. Keeps every position (the next
+    /// ordered sequence, the delivered sets) so that resends of what was
+    /// already delivered are still recognised as duplicates: forgetting
+    /// them would deliver those messages again, hold them until the
+    /// connection drained, and count their bytes against flow control a
+    /// second time.
+    pub(crate) fn discard(&mut self) {
+        self.inbox.discarding = true;
+        self.inbox.ready.clear();
         self.unreliable_unread = 0;
+        for channel in self.ordered.values_mut() {
+            for data in channel.early.values_mut() {
+                *data = Bytes::new();
+            }
+        }
     }
 }
 
@@ -491,6 +619,7 @@ fn assemble_unreliable(
     reserved: &mut u64,
     budget: u64,
     dropped: &mut u64,
+    duplicates: &mut u64,
 ) -> Option<Bytes> {
     let len = fragment.data.len() as u64;
     if fragment.offset == 0 && len == fragment.total && !partials.contains_key(&fragment.sequence) {
@@ -521,7 +650,9 @@ fn assemble_unreliable(
         *dropped += 1;
         return None;
     }
-    partial.fill(fragment);
+    if partial.fill(fragment) == 0 {
+        *duplicates += 1;
+    }
     if !partial.is_complete() {
         return None;
     }

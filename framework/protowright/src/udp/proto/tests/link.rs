@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::udp::proto::{Config, ConnectionHandle, Endpoint, Event, Message};
+use super::tap::FragmentLog;
+use crate::udp::proto::{
+    Config, Connection, ConnectionHandle, Endpoint, Event, Lane, Message, SendError,
+};
 
 /// What the link does to each datagram.
 #[derive(Debug, Clone, Copy)]
@@ -54,6 +57,9 @@ impl Faults {
 pub(super) struct LinkCounters {
     pub(super) dropped: u64,
     pub(super) duplicated: u64,
+    /// Duplicated datagrams that were not corrupted: each arrives twice
+    /// intact, so the receiver must notice the second copy.
+    pub(super) duplicated_intact: u64,
     pub(super) corrupted: u64,
     pub(super) delivered: u64,
 }
@@ -87,11 +93,19 @@ pub(super) struct World {
     pub(super) server_received: Vec<Message>,
     /// When each of `server_received` was read.
     pub(super) server_received_at: Vec<Instant>,
+    /// Whether the applications read what arrives. A stalled reader
+    /// (`false`) neither reads nor releases: everything stays in the engine.
+    pub(super) read: bool,
     /// Whether received reliable bytes are released as they are read.
     pub(super) release: bool,
     /// Drops the client's data packet number `.1` counted from here (`.0`
     /// counts them), once.
     pub(super) drop_client_data: Option<(u64, u64)>,
+    /// Drops every datagram to this end: its peer's acks and data never
+    /// arrive.
+    pub(super) cut_to: Option<End>,
+    /// Reads the fragments of every datagram delivered to the server.
+    pub(super) log_to_server: Option<FragmentLog>,
     /// Reliable bytes read per server connection (every connection the
     /// server accepted, the first included, whose messages also go to
     /// `server_received`).
@@ -125,8 +139,11 @@ impl World {
             client_received: Vec::new(),
             server_received: Vec::new(),
             server_received_at: Vec::new(),
+            read: true,
             release: true,
             drop_client_data: None,
+            cut_to: None,
+            log_to_server: None,
             server_bytes: BTreeMap::new(),
             bottleneck_free_at: now,
             buf: Vec::new(),
@@ -141,6 +158,35 @@ impl World {
             .expect("connect");
         self.client_conn = Some(handle);
         handle
+    }
+
+    /// An end's endpoint and its connection's handle, once it has one.
+    pub(super) fn end(&mut self, end: End) -> (&mut Endpoint, Option<ConnectionHandle>) {
+        match end {
+            End::Client => (&mut self.client, self.client_conn),
+            End::Server => (&mut self.server, self.server_conn),
+        }
+    }
+
+    /// An end's connection, while the endpoint holds it.
+    pub(super) fn connection(&self, end: End) -> Option<&Connection> {
+        match end {
+            End::Client => self.client_conn.and_then(|h| self.client.connection(h)),
+            End::Server => self.server_conn.and_then(|h| self.server.connection(h)),
+        }
+    }
+
+    /// Queues a message on an end's connection.
+    pub(super) fn send_from(
+        &mut self,
+        end: End,
+        lane: Lane,
+        channel: u32,
+        data: bytes::Bytes,
+    ) -> Result<(), SendError> {
+        let (endpoint, handle) = self.end(end);
+        let handle = handle.ok_or(SendError::Closed)?;
+        endpoint.send(handle, lane, channel, data)
     }
 
     /// Runs until `done` holds or `limit` of virtual time passes; returns
@@ -235,6 +281,10 @@ impl World {
             }
         }
         let faults = self.faults;
+        if self.cut_to == Some(to) {
+            self.counters.dropped += 1;
+            return;
+        }
         if datagram.len() > faults.max_datagram || self.rng.random_bool(faults.loss) {
             self.counters.dropped += 1;
             return;
@@ -251,13 +301,18 @@ impl World {
             self.bottleneck_free_at = start + Duration::from_secs_f64(serialization);
             departs = self.bottleneck_free_at;
         }
+        let mut corrupted = false;
         if faults.corrupt > 0.0 && self.rng.random_bool(faults.corrupt) {
             self.counters.corrupted += 1;
+            corrupted = true;
             let index = self.rng.random_range(0..datagram.len());
             datagram[index] ^= 1 << self.rng.random_range(0..8);
         }
         let copies = if faults.duplicate > 0.0 && self.rng.random_bool(faults.duplicate) {
             self.counters.duplicated += 1;
+            if !corrupted {
+                self.counters.duplicated_intact += 1;
+            }
             2
         } else {
             1
@@ -288,9 +343,13 @@ impl World {
                 End::Client => self
                     .client
                     .handle_datagram(self.now, self.server_addr, &datagram),
-                End::Server => self
-                    .server
-                    .handle_datagram(self.now, self.client_addr, &datagram),
+                End::Server => {
+                    if let Some(log) = self.log_to_server.as_mut() {
+                        log.observe(&datagram);
+                    }
+                    self.server
+                        .handle_datagram(self.now, self.client_addr, &datagram)
+                }
             }
         }
     }
@@ -312,6 +371,9 @@ impl World {
             if Some(handle) == self.server_conn {
                 self.server_events.push(event);
             }
+        }
+        if !self.read {
+            return;
         }
         if let Some(handle) = self.client_conn {
             while let Some(message) = self.client.recv(handle) {

@@ -76,10 +76,10 @@ fn an_unreliable_message_that_loses_a_fragment_is_dropped_whole() {
     }
     // The incomplete ones are held within the unreliable budget.
     let server = world.server_conn.expect("server");
-    let (held, bound) = world
+    let buffer = world
         .server
         .connection(server)
         .expect("connection")
         .receive_buffer();
-    assert!(held <= bound);
+    assert!(buffer.held() <= buffer.bound());
 }

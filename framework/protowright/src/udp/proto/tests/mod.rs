@@ -1,8 +1,10 @@
 //! Tests of the engine as a whole: two endpoints over a simulated link.
 
+mod duplicates;
 mod handshake;
 mod link;
 mod memory;
 mod path;
 mod properties;
 mod scenarios;
+mod tap;

@@ -115,8 +115,8 @@ fn within_bounds(world: &World) -> bool {
     let Some(server) = world.server_conn.and_then(|h| world.server.connection(h)) else {
         return true;
     };
-    let (held, bound) = server.receive_buffer();
-    held <= bound
+    let buffer = server.receive_buffer();
+    buffer.held() <= buffer.bound()
 }
 
 proptest! {
