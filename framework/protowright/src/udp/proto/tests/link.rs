@@ -62,6 +62,8 @@ pub(super) struct LinkCounters {
     pub(super) duplicated_intact: u64,
     pub(super) corrupted: u64,
     pub(super) delivered: u64,
+    /// Datagram bytes delivered to the server.
+    pub(super) bytes_to_server: u64,
 }
 
 /// Which side.
@@ -339,6 +341,9 @@ impl World {
                 break;
             };
             self.counters.delivered += 1;
+            if to == End::Server {
+                self.counters.bytes_to_server += datagram.len() as u64;
+            }
             match to {
                 End::Client => self
                     .client
