@@ -286,7 +286,8 @@ impl Receiver {
     }
 
     /// Takes in one fragment. `max_data` is the flow-control limit this side
-    /// advertised.
+    /// advertised: a reliable fragment that would pass it is refused before
+    /// any of it is counted or delivered.
     pub(crate) fn on_fragment(
         &mut self,
         fragment: &Fragment<'_>,
@@ -308,9 +309,9 @@ impl Receiver {
                 channels: self.limits.channels,
             });
         }
-        let result = match fragment.lane {
-            Lane::ReliableOrdered | Lane::Session => self.on_ordered(fragment),
-            Lane::ReliableUnordered => self.on_unordered(fragment),
+        match fragment.lane {
+            Lane::ReliableOrdered | Lane::Session => self.on_ordered(fragment, max_data),
+            Lane::ReliableUnordered => self.on_unordered(fragment, max_data),
             Lane::Unreliable => {
                 self.on_unreliable(fragment);
                 Ok(())
@@ -319,21 +320,14 @@ impl Receiver {
                 self.on_sequenced(fragment);
                 Ok(())
             }
-        };
-        if self.data_received > max_data {
-            return Err(Violation::FlowControl {
-                received: self.data_received,
-                limit: max_data,
-            });
         }
-        result
     }
 
     fn reliable_budget(&self) -> u64 {
         self.limits.window + self.limits.max_message
     }
 
-    fn on_ordered(&mut self, fragment: &Fragment<'_>) -> Result<(), Violation> {
+    fn on_ordered(&mut self, fragment: &Fragment<'_>, max_data: u64) -> Result<(), Violation> {
         let key = (
             fragment.lane,
             if fragment.lane == Lane::Session {
@@ -353,7 +347,7 @@ impl Receiver {
             fragment,
             &mut self.reliable_reserved,
             self.limits.window + self.limits.max_message,
-            &mut self.data_received,
+            (&mut self.data_received, max_data),
             &mut self.duplicate_fragments,
         )?;
         let Some(data) = complete else {
@@ -389,7 +383,7 @@ impl Receiver {
         Ok(())
     }
 
-    fn on_unordered(&mut self, fragment: &Fragment<'_>) -> Result<(), Violation> {
+    fn on_unordered(&mut self, fragment: &Fragment<'_>, max_data: u64) -> Result<(), Violation> {
         let seq = fragment.sequence;
         let lane = &mut self.unordered;
         if seq < lane.floor || lane.delivered.contains(seq) {
@@ -402,7 +396,7 @@ impl Receiver {
             fragment,
             &mut self.reliable_reserved,
             budget,
-            &mut self.data_received,
+            (&mut self.data_received, max_data),
             &mut self.duplicate_fragments,
         )?;
         let Some(data) = complete else {
@@ -565,17 +559,26 @@ impl Receiver {
 }
 
 /// Adds a reliable fragment to its message; returns the message when it is
-/// complete.
+/// complete. `received` is the new reliable bytes received so far and the
+/// flow-control limit they may reach: a fragment whose new bytes would
+/// pass it is refused, and none of it is counted or delivered.
 fn assemble(
     partials: &mut BTreeMap<u64, Partial>,
     fragment: &Fragment<'_>,
     reserved: &mut u64,
     budget: u64,
-    data_received: &mut u64,
+    (data_received, limit): (&mut u64, u64),
     duplicates: &mut u64,
 ) -> Result<Option<Bytes>, Violation> {
+    let past_limit = |fresh: u64| Violation::FlowControl {
+        received: *data_received + fresh,
+        limit,
+    };
     let len = fragment.data.len() as u64;
     if fragment.offset == 0 && len == fragment.total && !partials.contains_key(&fragment.sequence) {
+        if *data_received + len > limit {
+            return Err(past_limit(len));
+        }
         *data_received += len;
         return Ok(Some(Bytes::copy_from_slice(fragment.data)));
     }
@@ -598,6 +601,10 @@ fn assemble(
     let fresh = partial.fill(fragment);
     if fresh == 0 {
         *duplicates += 1;
+    }
+    if *data_received + fresh > limit {
+        // The connection closes; what was copied in is never delivered.
+        return Err(past_limit(fresh));
     }
     *data_received += fresh;
     if !partial.is_complete() {
@@ -675,3 +682,6 @@ fn drop_partials_below(
         *dropped += 1;
     }
 }
+
+#[cfg(test)]
+mod tests;
