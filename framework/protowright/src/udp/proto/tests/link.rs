@@ -73,6 +73,16 @@ pub(super) enum End {
     Server,
 }
 
+impl End {
+    /// The other side.
+    pub(super) fn peer(self) -> Self {
+        match self {
+            Self::Client => Self::Server,
+            Self::Server => Self::Client,
+        }
+    }
+}
+
 /// A datagram on the link: arrival time, a tiebreak, its destination and bytes.
 type InFlight = (Instant, u64, End, Vec<u8>);
 
@@ -189,6 +199,14 @@ impl World {
         let (endpoint, handle) = self.end(end);
         let handle = handle.ok_or(SendError::Closed)?;
         endpoint.send(handle, lane, channel, data)
+    }
+
+    /// What an end's application has read, in order.
+    pub(super) fn received(&self, end: End) -> &[Message] {
+        match end {
+            End::Client => &self.client_received,
+            End::Server => &self.server_received,
+        }
     }
 
     /// Runs until `done` holds or `limit` of virtual time passes; returns

@@ -1,5 +1,7 @@
 //! Tests of the engine as a whole: two endpoints over a simulated link.
 
+mod cases;
+mod checkers;
 mod duplicates;
 mod handshake;
 mod link;
