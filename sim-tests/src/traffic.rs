@@ -95,6 +95,7 @@ pub fn run_mutant(
         .check(check::delivery())
         .check(check::calls())
         .check(check::unreliable_share(0.12))
+        .check(check::bounded())
         .run()
 }
 
@@ -160,15 +161,33 @@ impl protowright_testing::pb::Probe for Echoer {
 async fn receive(ctx: Ctx, connection: Connection, mutant: Mutant) {
     let history = ctx.history();
     let mut bug = Bug::new(mutant);
+    let limits = protowright_sim::defaults::session();
+    let mut received = 0u64;
     while let Ok(Some(message)) = connection.recv::<Traffic>().await {
         if let Some((stream, flow, seq, intact)) = Stream::read_flow(&message) {
             for seq in bug.deliver(&ctx, stream, seq) {
                 history.delivered(flow, stream.name(), stream.delivery(), seq, intact);
             }
         }
+        received += 1;
+        if received % 32 == 0 {
+            // The connection's queues stay within their configured bounds.
+            let session = connection.stats().session;
+            history.gauge(
+                "server.inbox",
+                session.inbox_depth as u64,
+                limits.message_queue as u64,
+            );
+            history.gauge(
+                "server.outbox",
+                session.queue_depth as u64,
+                limits.outgoing_queue as u64,
+            );
+        }
     }
     if let Some(udp) = connection.stats().udp {
         history.count("udp.duplicates_dropped", udp.duplicates);
+        history.count("udp.reorders_buffered", udp.early_buffered);
         history.count("udp.unreliable_dropped", udp.unreliable_dropped);
     }
 }

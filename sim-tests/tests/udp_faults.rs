@@ -17,6 +17,7 @@ fn every_guarantee_holds_under_drawn_fault_schedules() {
         "fault.corrupted",
         "udp.retransmitted",
         "udp.duplicates_dropped",
+        "udp.reorders_buffered",
     ]);
 }
 
@@ -86,6 +87,10 @@ mod by_hand {
             ..Faults::none()
         });
         assert!(report.faults.delayed > 100, "{:?}", report.faults);
+        assert!(
+            report.counter("udp.reorders_buffered") > 0,
+            "ordered messages overtaken were held until their turn"
+        );
     }
 
     #[test]

@@ -401,6 +401,17 @@ fn events_strategy(space: &Space, window_ms: u64) -> BoxedStrategy<Vec<(Duration
             .prop_map(|runs| runs.unwrap_or_default().into_iter().flatten().collect())
             .boxed()
     };
+    let change = if space.datagram_faults {
+        prop::option::weighted(0.25, (0..window_ms, faults_strategy(space.max_loss)))
+            .prop_map(|change| {
+                change
+                    .map(|(at, faults)| vec![(Duration::from_millis(at), Event::SetFaults(faults))])
+                    .unwrap_or_default()
+            })
+            .boxed()
+    } else {
+        Just(Vec::new()).boxed()
+    };
     let latency =
         prop::option::weighted(0.25, (0..window_ms, 1u64..5, 5u64..60)).prop_map(|change| {
             change
@@ -413,10 +424,11 @@ fn events_strategy(space: &Space, window_ms: u64) -> BoxedStrategy<Vec<(Duration
                 })
                 .unwrap_or_default()
         });
-    (partitions, holds, crashes, latency)
-        .prop_map(|(mut all, holds, crashes, latency)| {
+    (partitions, holds, crashes, change, latency)
+        .prop_map(|(mut all, holds, crashes, change, latency)| {
             all.extend(holds);
             all.extend(crashes);
+            all.extend(change);
             all.extend(latency);
             all
         })
@@ -475,7 +487,29 @@ mod tests {
     #[test]
     fn stream_only_spaces_draw_no_datagram_faults() {
         let space = Space::new(&["a", "b"], Duration::from_secs(5)).streams_only();
-        assert!(draws(space, 100).iter().all(|s| s.faults.is_perfect()));
+        for schedule in draws(space, 100) {
+            assert!(schedule.faults.is_perfect());
+            assert!(
+                !schedule
+                    .events
+                    .iter()
+                    .any(|(_, e)| matches!(e, Event::SetFaults(_)))
+            );
+        }
+    }
+
+    #[test]
+    fn some_schedules_change_the_faults_midway() {
+        let schedules = draws(Space::new(&["a", "b"], Duration::from_secs(5)), 200);
+        let changes = schedules
+            .iter()
+            .filter(|s| {
+                s.events
+                    .iter()
+                    .any(|(_, e)| matches!(e, Event::SetFaults(_)))
+            })
+            .count();
+        assert!((20..100).contains(&changes), "{changes}");
     }
 
     #[test]

@@ -34,13 +34,26 @@ pub enum Error {
     /// was connected once reconnects by itself instead; this is for the
     /// first attempt, which fails fast so a wrong address or a server that
     /// is not running is reported at once.
-    #[error("could not connect to {addr}: {reason} (is a server listening on {addr}?)")]
+    #[error("could not connect to {addr}: {reason}{}", listening_hint(*.unreachable, addr))]
     Connect {
         /// The server's address.
         addr: SocketAddr,
         /// What the attempt ran into.
         reason: String,
+        /// Whether nothing answered at that address (refused, or silent
+        /// until the timeout), as opposed to a server that answered and
+        /// refused: the message then asks whether a server listens there.
+        unreachable: bool,
     },
+}
+
+/// The hint for a connection nothing answered.
+fn listening_hint(unreachable: bool, addr: &SocketAddr) -> String {
+    if unreachable {
+        format!(" (is a server listening on {addr}?)")
+    } else {
+        String::new()
+    }
 }
 
 impl From<crate::rpc::ConfigError> for Error {

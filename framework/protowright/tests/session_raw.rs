@@ -175,3 +175,37 @@ async fn a_raw_peer_calling_an_unknown_method_gets_unimplemented_and_stays_conne
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(!session.client().is_closed());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_peer_that_sends_its_requests_then_shuts_its_sending_side_gets_every_answer() {
+    // What `printf requests | nc host port` does: write, half-close, read.
+    let (session, mut raw) = session_with_raw_peer();
+    let mut requests = Vec::new();
+    for call_id in 1..=3u64 {
+        let nap = protowright_testing::pb::Nap {
+            millis: 50 * call_id,
+        };
+        let envelope = Envelope {
+            kind: Kind::Request as i32,
+            call_id,
+            method: probe_methods::SLEEP.id,
+            body: nap.encode_to_vec().into(),
+            ..Envelope::default()
+        };
+        requests.extend(envelope.encode_length_delimited_to_vec());
+    }
+    raw.write_all(&requests).await.expect("the pipe writes");
+    raw.shutdown().await.expect("half-close");
+    let envelopes = envelopes_until_closed(&mut raw).await;
+    let mut answered: Vec<u64> = envelopes
+        .iter()
+        .filter(|e| e.kind == Kind::Response as i32 && e.status.is_none())
+        .map(|e| e.call_id)
+        .collect();
+    answered.sort_unstable();
+    assert_eq!(answered, [1, 2, 3], "{envelopes:?}");
+    assert!(
+        session.closed().await.is_ok(),
+        "a half-close is a clean end"
+    );
+}

@@ -98,6 +98,7 @@ impl FaultControl {
         if faults.is_perfect() && !state.links.contains_key(&(from, to)) {
             return Transmission {
                 copies: vec![(now, datagram)],
+                damaged: false,
             };
         }
         let seed = link_seed(state.seed, from, to);

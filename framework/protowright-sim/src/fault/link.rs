@@ -30,6 +30,8 @@ pub struct Link {
 pub struct Transmission {
     /// The copies, in the order they leave.
     pub copies: Vec<(Instant, Vec<u8>)>,
+    /// Whether the bytes were corrupted or cut short (every copy alike).
+    pub damaged: bool,
 }
 
 impl Link {
@@ -70,14 +72,17 @@ impl Link {
             self.counters.queue_dropped += 1;
             return Transmission::default();
         };
-        self.damage(&mut datagram);
+        let damaged = self.damage(&mut datagram);
         let copies = if self.chance(self.faults.duplicate) {
             self.counters.duplicated += 1;
             2
         } else {
             1
         };
-        let mut transmission = Transmission::default();
+        let mut transmission = Transmission {
+            copies: Vec::with_capacity(copies),
+            damaged,
+        };
         for copy in 0..copies {
             let arrives = departs + self.faults.delay + self.jitter();
             if arrives > now {
@@ -143,21 +148,25 @@ impl Link {
         Some(done)
     }
 
-    /// Flips a bit, or cuts the datagram short.
-    fn damage(&mut self, datagram: &mut Vec<u8>) {
+    /// Flips a bit, or cuts the datagram short; says whether it did.
+    fn damage(&mut self, datagram: &mut Vec<u8>) -> bool {
         if datagram.is_empty() {
-            return;
+            return false;
         }
+        let mut damaged = false;
         if self.chance(self.faults.corrupt) {
             self.counters.corrupted += 1;
             let index = self.rng.random_range(0..datagram.len());
             datagram[index] ^= 1 << self.rng.random_range(0..8);
+            damaged = true;
         }
         if self.chance(self.faults.truncate) {
             self.counters.truncated += 1;
             let keep = self.rng.random_range(0..datagram.len());
             datagram.truncate(keep);
+            damaged = true;
         }
+        damaged
     }
 
     fn jitter(&mut self) -> Duration {
@@ -190,6 +199,7 @@ mod tests {
         let now = Instant::now();
         let out = link.transmit(now, vec![1, 2, 3]);
         assert_eq!(out.copies, vec![(now, vec![1, 2, 3])]);
+        assert!(!out.damaged);
         assert_eq!(link.counters().delivered, 1);
         assert_eq!(link.counters().dropped(), 0);
     }

@@ -20,6 +20,11 @@ pub struct ClientConfig {
     pub session: rpc::Config,
     /// How long one connection attempt may take.
     pub connect_timeout: Duration,
+    /// Whether to reopen a lost connection (default `true`). Turn it off for
+    /// a protocol whose state belongs to one connection (a game seat, a
+    /// session login): the client then ends with its connection, in
+    /// [`ConnectionState::GaveUp`](crate::ConnectionState::GaveUp).
+    pub reconnect: bool,
     /// When to reconnect after losing or failing to reopen the connection.
     pub backoff: Backoff,
     /// Which failed calls are retried, and how many retries may be spent.
@@ -35,6 +40,7 @@ impl Default for ClientConfig {
         Self {
             session: rpc::Config::default(),
             connect_timeout: Duration::from_secs(5),
+            reconnect: true,
             backoff: Backoff::default(),
             retry: RetryPolicy::default(),
             nodelay: true,

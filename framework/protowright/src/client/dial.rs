@@ -37,6 +37,7 @@ impl<N: Net> Dialer<N> {
                     other => Error::Connect {
                         addr: server,
                         reason: other.to_string(),
+                        unreachable: false,
                     },
                 }),
         }
@@ -49,36 +50,53 @@ impl<N: Net> Dialer<N> {
         server: SocketAddr,
         config: &ClientConfig,
         service: &Arc<S>,
-    ) -> Result<Connection, String> {
+    ) -> Result<Connection, DialError> {
         let limit = config.connect_timeout;
-        let timed_out = || format!("connecting to {server} timed out after {limit:?}");
+        let timed_out = || DialError {
+            reason: format!("no answer within {limit:?}"),
+            unreachable: true,
+        };
+        let failed = |error: &dyn std::fmt::Display, unreachable| DialError {
+            reason: error.to_string(),
+            unreachable,
+        };
         match self {
             Self::Tcp(net) => {
                 let stream = match tokio::time::timeout(limit, net.connect(server)).await {
                     Ok(Ok(stream)) => stream,
-                    Ok(Err(error)) => {
-                        return Err(format!("connecting to {server} failed: {error}"));
-                    }
+                    Ok(Err(error)) => return Err(failed(&error, nothing_there(&error))),
                     Err(_) => return Err(timed_out()),
                 };
                 if let Err(error) = stream.set_nodelay(config.nodelay) {
                     tracing::debug!(%server, %error, "could not set TCP_NODELAY");
                 }
                 let service = Arc::clone(service);
-                Ok(Connection::over_stream(
+                let connection = Connection::over_stream(
                     stream,
                     server.to_string(),
                     Some(server),
                     config.session.clone(),
                     |_| service,
-                ))
+                );
+                // TCP has no handshake of protowright's own: one round trip
+                // makes sure the server took the connection (one at its
+                // connection limit says so in a GOAWAY and closes it).
+                match tokio::time::timeout(limit, connection.ping()).await {
+                    Ok(Ok(_)) => Ok(connection),
+                    Ok(Err(status)) => Err(DialError {
+                        reason: format!(
+                            "the server did not take the connection: {}",
+                            status.message()
+                        ),
+                        unreachable: false,
+                    }),
+                    Err(_) => Err(timed_out()),
+                }
             }
             Self::Udp(endpoint) => {
                 let raw = match tokio::time::timeout(limit, endpoint.connect(server)).await {
                     Ok(Ok(raw)) => raw,
-                    Ok(Err(error)) => {
-                        return Err(format!("connecting to {server} failed: {error}"));
-                    }
+                    Ok(Err(error)) => return Err(udp_failure(&error)),
                     Err(_) => return Err(timed_out()),
                 };
                 let service = Arc::clone(service);
@@ -94,5 +112,46 @@ impl<N: Net> Dialer<N> {
         if let Self::Udp(endpoint) = self {
             endpoint.shutdown();
         }
+    }
+}
+
+/// Why an attempt failed, and whether anything answered at all.
+#[derive(Debug, Clone)]
+pub(super) struct DialError {
+    /// What happened, for the client's state and logs.
+    pub(super) reason: String,
+    /// Nothing answered (refused by the system, or silent): perhaps no
+    /// server listens there.
+    pub(super) unreachable: bool,
+}
+
+/// Whether a failed TCP connect means nothing answered at that address.
+fn nothing_there(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        error.kind(),
+        ConnectionRefused | TimedOut | HostUnreachable | NetworkUnreachable | AddrNotAvailable
+    )
+}
+
+/// A failed UDP handshake, said briefly, and whether no server answered
+/// (as opposed to a server that refused).
+fn udp_failure(error: &udp::Error) -> DialError {
+    let (reason, unreachable) = match error {
+        udp::Error::Closed { reason, .. } => match reason {
+            udp::CloseReason::Local {
+                code: crate::udp::CLOSE_REFUSED,
+                reason,
+            } => (reason.clone(), true),
+            udp::CloseReason::HandshakeTimeout(after) => {
+                (format!("no answer within {after:?}"), true)
+            }
+            other => (other.to_string(), false),
+        },
+        other => (other.to_string(), false),
+    };
+    DialError {
+        reason,
+        unreachable,
     }
 }

@@ -119,8 +119,12 @@ impl fmt::Debug for Client {
 impl Client {
     /// Connects to `server` over `transport` and keeps the connection
     /// alive from then on. Fails fast, with [`Error::Connect`], when the
-    /// first connection cannot be made within the connect timeout. Must be
-    /// called inside a tokio runtime.
+    /// first connection cannot be made within the connect timeout: nothing
+    /// listens there (the error asks whether a server does), or the server
+    /// refused it (at its connection limit, another schema: the error says
+    /// so). Connecting takes one round trip on either transport: reliable
+    /// UDP's handshake, or over TCP a ping. Must be called inside a tokio
+    /// runtime.
     pub async fn connect<N: Net>(
         net: N,
         transport: Transport,
@@ -144,6 +148,7 @@ impl Client {
         let seed = net.random_u64().map_err(|error| Error::Connect {
             addr: server,
             reason: format!("no randomness for the reconnect jitter: {error}"),
+            unreachable: false,
         })?;
         let dialer = Dialer::new(net, transport, server, &config).await?;
         let service = Arc::new(service);
@@ -161,11 +166,12 @@ impl Client {
         let first = dialer.dial(server, &inner.config, &service).await;
         let first = match first {
             Ok(connection) => connection,
-            Err(reason) => {
+            Err(failure) => {
                 dialer.close();
                 return Err(Error::Connect {
                     addr: server,
-                    reason,
+                    reason: failure.reason,
+                    unreachable: failure.unreachable,
                 });
             }
         };
@@ -403,6 +409,15 @@ async fn supervise<N: Net, S: Service>(
     loop {
         let last_error = match connection.take() {
             Some(live) => match serve(live, &inner).await {
+                Some(lost) if !inner.config.reconnect => {
+                    // A connection whose state cannot outlive it (a game
+                    // seat): the client ends with it.
+                    inner
+                        .state
+                        .send_replace(ConnectionState::GaveUp { last_error: lost });
+                    dialer.close();
+                    return;
+                }
                 Some(lost) => lost,
                 None => break,
             },
@@ -418,7 +433,7 @@ async fn supervise<N: Net, S: Service>(
                         connection = Some(reopened);
                         continue;
                     }
-                    Err(error) => error,
+                    Err(error) => error.reason,
                 }
             }
         };

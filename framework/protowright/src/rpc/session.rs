@@ -137,6 +137,7 @@ impl Pending {
             service: Arc::new(service),
             one_ways: OneWays::default(),
             failure: Mutex::new(None),
+            peer_finished: std::sync::atomic::AtomicBool::new(false),
         };
         let close = self.close;
         let shared = self.shared;
@@ -158,6 +159,10 @@ struct Driver<S> {
     one_ways: OneWays,
     /// Why the read side ended the session, when it first told the peer.
     failure: Mutex<Option<ConnectionError>>,
+    /// Set when the peer ended its sending side cleanly: the session then
+    /// answers what it asked and closes, and a write that fails after
+    /// that (the peer closed the whole connection) is no error.
+    peer_finished: std::sync::atomic::AtomicBool,
 }
 
 impl<S: Service> Driver<S> {
@@ -174,6 +179,14 @@ impl<S: Service> Driver<S> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
+        let finished = self
+            .peer_finished
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let outcome = if finished {
+            outcome.or(Ok(()))
+        } else {
+            outcome
+        };
         let result = failure.map_or(outcome, Err);
         if result.is_ok() {
             self.finish_one_ways().await;
@@ -270,7 +283,11 @@ impl<S: Service> Driver<S> {
         close: &Notify,
     ) -> Result<(), ConnectionError> {
         let error = match self.read_loop(reader).await {
-            Ok(()) => return Ok(()),
+            Ok(()) => {
+                self.peer_finished
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                return self.answer_then_close(close).await;
+            }
             Err(error) => error,
         };
         let Some(farewell) = error.farewell() else {
@@ -285,6 +302,31 @@ impl<S: Service> Driver<S> {
             tokio::time::sleep(FAREWELL).await;
         }
         Ok(())
+    }
+
+    /// The peer ended its sending side cleanly (a half-close, or the end of
+    /// a connection it closed): answers the calls and one-way messages it
+    /// sent before that (up to the default timeout), then closes, so a peer
+    /// that writes its requests and shuts down its sending side still gets
+    /// every reply. Never returns: the writer ends the session.
+    async fn answer_then_close(&self, close: &Notify) -> Result<(), ConnectionError> {
+        let limit = self
+            .shared
+            .config()
+            .default_timeout
+            .unwrap_or(Duration::from_secs(30));
+        let answered = async {
+            while !self.shared.serving.is_idle() {
+                tokio::select! {
+                    biased;
+                    () = self.shared.call_finished() => {}
+                    () = tokio::time::sleep(Duration::from_millis(10)) => {}
+                }
+            }
+        };
+        let _ = tokio::time::timeout(limit, answered).await;
+        close.notify_one();
+        std::future::pending().await
     }
 
     async fn read_loop<R: LinkReader>(&self, mut reader: R) -> Result<(), ConnectionError> {

@@ -261,12 +261,11 @@ impl State {
             return;
         };
         let now = Instant::now().into_std();
-        let reason =
-            format!("{peer} refused the connection's datagrams: nothing is listening on that port");
+        let reason = "the system refused the datagrams: nothing is listening on that port";
         let handles: Vec<_> = self.entries.keys().copied().collect();
         for handle in handles {
             if self.engine.connection(handle).map(|c| c.peer()) == Some(peer) {
-                self.engine.abort(handle, now, CLOSE_REFUSED, &reason);
+                self.engine.abort(handle, now, CLOSE_REFUSED, reason);
             }
         }
     }

@@ -17,7 +17,7 @@ use super::frame::{self, Frame, Frames, Lane};
 use super::mtu::MtuSearch;
 use super::packet::{self, CHECKSUM_LEN, Hello, RefuseReason};
 use super::ranges::RangeSet;
-use super::recv::{Message, Receiver, RecvLimits, Violation};
+use super::recv::{Message, ReceiveBuffer, Receiver, RecvLimits, Violation};
 use super::rtt::RttEstimator;
 use super::send::{QueueDepths, Sender, SentFragment};
 use super::{Config, SendError};
@@ -134,10 +134,26 @@ pub struct ConnectionStats {
     pub queues: QueueDepths,
     /// Messages ready for the application and not yet read.
     pub unread_messages: usize,
+    /// Messages delivered to the application's queue, every lane: each
+    /// message at most once, none after the application let go of the
+    /// connection.
+    pub messages_delivered: u64,
     /// Unreliable messages dropped on receipt (lost fragment, full buffer).
     pub unreliable_dropped: u64,
-    /// Duplicate packets and fragments ignored.
+    /// Duplicates ignored: `duplicate_packets + duplicate_fragments`.
     pub duplicates: u64,
+    /// Packets whose number had already arrived (the path duplicated
+    /// them), dropped before their frames were read.
+    pub duplicate_packets: u64,
+    /// Fragments of messages already delivered or held, or of bytes already
+    /// held (resends after a lost ack), dropped without being stored.
+    pub duplicate_fragments: u64,
+    /// Unreliable fragments that came too late to use: older than the
+    /// newest sequenced message delivered, or than the replay window.
+    pub stale_fragments: u64,
+    /// Ordered messages that arrived ahead of an earlier one and waited in
+    /// the early buffer for it: reordering put right.
+    pub early_buffered: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1390,14 +1406,20 @@ impl Connection {
             datagram_size: self.mtu.current(),
             queues: self.sender.depths(),
             unread_messages: self.receiver.ready_len(),
+            messages_delivered: self.receiver.messages_delivered(),
             unreliable_dropped: self.receiver.unreliable_dropped,
-            duplicates: self.receiver.duplicates + self.stats.duplicate_packets,
+            duplicates: self.receiver.duplicate_fragments + self.stats.duplicate_packets,
+            duplicate_packets: self.stats.duplicate_packets,
+            duplicate_fragments: self.receiver.duplicate_fragments,
+            stale_fragments: self.receiver.stale_fragments,
+            early_buffered: self.receiver.early_buffered,
         }
     }
 
-    /// Bytes the receive side holds, and the most it may hold.
-    pub fn receive_buffer(&self) -> (u64, u64) {
-        (self.receiver.buffered_bytes(), self.receiver.buffer_bound())
+    /// What the receive side holds, by kind, measured buffer by buffer, and
+    /// the most it may hold.
+    pub fn receive_buffer(&self) -> ReceiveBuffer {
+        self.receiver.buffer()
     }
 
     /// Whether every reliable message sent has been acknowledged.
@@ -1410,7 +1432,9 @@ impl Connection {
         self.sender.is_flow_blocked(self.flow_allowance())
     }
 
-    pub(crate) fn clear_receiver(&mut self) {
-        self.receiver.clear();
+    /// The application let go: drop what it did not read and deliver
+    /// nothing more (see `Receiver::discard`).
+    pub(crate) fn discard_unread(&mut self) {
+        self.receiver.discard();
     }
 }

@@ -57,6 +57,12 @@ pub struct EndpointStats {
     pub stateless_dropped: u64,
     /// Connections accepted.
     pub accepted: u64,
+    /// Datagram bytes handed to [`Endpoint::handle_datagram`], malformed
+    /// ones included.
+    pub bytes_received: u64,
+    /// Datagram bytes handed out by [`Endpoint::poll_transmit`], stateless
+    /// answers (retries, refusals, resets) included.
+    pub bytes_sent: u64,
 }
 
 #[derive(Debug)]
@@ -250,7 +256,7 @@ impl Endpoint {
         {
             slot.discard_messages = true;
             if let Some(connection) = slot.connection.as_mut() {
-                connection.clear_receiver();
+                connection.discard_unread();
             }
             self.refresh(handle.index);
         }
@@ -268,6 +274,7 @@ impl Endpoint {
 
     /// Takes in one datagram from `from`.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        self.stats.bytes_received += datagram.len() as u64;
         let Ok((version, kind, cid)) = packet::peek_header(datagram) else {
             self.stats.malformed += 1;
             return;
@@ -395,7 +402,7 @@ impl Endpoint {
         }
         if self.live >= self.config.max_connections {
             let detail = format!(
-                "the server holds its maximum of {} connections",
+                "the server is at its limit of {} connections; try again later",
                 self.config.max_connections
             );
             self.refuse(from, cid, RefuseReason::Full, &detail);
@@ -592,6 +599,7 @@ impl Endpoint {
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
         if let Some((destination, datagram)) = self.stateless.pop_front() {
             buf.extend_from_slice(&datagram);
+            self.stats.bytes_sent += datagram.len() as u64;
             return Some(Transmit {
                 destination,
                 size: datagram.len(),
@@ -607,8 +615,9 @@ impl Endpoint {
             let transmit = connection.poll_transmit(now, buf);
             // With nothing to send, it stays out of the queue until touched.
             self.refresh_queued(index, transmit.is_some());
-            if transmit.is_some() {
-                return transmit;
+            if let Some(transmit) = transmit {
+                self.stats.bytes_sent += transmit.size as u64;
+                return Some(transmit);
             }
         }
         None

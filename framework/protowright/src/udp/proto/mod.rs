@@ -51,7 +51,7 @@ pub use connection::{
 pub use endpoint::{ConnectError, ConnectionHandle, Endpoint, EndpointStats};
 pub use frame::Lane;
 pub use packet::{MIN_INITIAL_SIZE, RefuseReason, VERSION};
-pub use recv::Message;
+pub use recv::{Message, ReceiveBuffer};
 pub use rtt::RttEstimator;
 pub use send::{ChannelDepth, QueueDepths};
 

@@ -7,6 +7,12 @@
 //! message, for the one a sender may have begun at the edge of the window).
 //! Unreliable lanes have their own budget; when it is full the oldest
 //! partial message is dropped whole.
+//!
+//! A fragment of a message this side already has (delivered, or complete
+//! and waiting for an earlier one) is a duplicate: it is counted and
+//! dropped, never stored. Once the application lets go of the connection
+//! ([`Receiver::discard`]) nothing more is delivered, but the positions
+//! that tell a duplicate from a new message are kept.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -68,16 +74,6 @@ impl std::fmt::Display for Violation {
     }
 }
 
-/// Puts a complete message in the queue of whoever reads its lane: the
-/// session's for the session lane, the application's for the others.
-fn deliver(ready: &mut VecDeque<Message>, ready_session: &mut VecDeque<Bytes>, message: Message) {
-    if message.lane == Lane::Session {
-        ready_session.push_back(message.data);
-    } else {
-        ready.push_back(message);
-    }
-}
-
 /// Limits the receiver enforces.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RecvLimits {
@@ -119,6 +115,7 @@ impl Partial {
 }
 
 /// One ordered channel: the next sequence to deliver and what arrived early.
+/// Every sequence below `next` was delivered: its fragments are duplicates.
 #[derive(Debug, Default)]
 struct OrderedChannel {
     next: u64,
@@ -147,6 +144,87 @@ struct Sequenced {
     partial: BTreeMap<u64, Partial>,
 }
 
+/// Where complete messages go: the application's queue or the RPC
+/// session's (session-lane messages, kept apart so each takes only its
+/// own), or nowhere once the application has let go of the connection.
+#[derive(Debug, Default)]
+struct Inbox {
+    /// Messages ready for the application (every lane but the session's).
+    ready: VecDeque<Message>,
+    /// Session-lane messages (one RPC envelope each) ready for the session.
+    ready_session: VecDeque<Bytes>,
+    /// Messages queued in all.
+    delivered: u64,
+    /// The application let go: deliver nothing more.
+    discarding: bool,
+}
+
+impl Inbox {
+    /// Queues `message` for whoever reads its lane; `false` (and dropped)
+    /// once discarding.
+    fn deliver(&mut self, message: Message) -> bool {
+        if self.discarding {
+            return false;
+        }
+        self.delivered += 1;
+        if message.lane == Lane::Session {
+            self.ready_session.push_back(message.data);
+        } else {
+            self.ready.push_back(message);
+        }
+        true
+    }
+}
+
+/// What a connection's receive side holds, in bytes of message data, and
+/// the most it may hold. Measured by walking every buffer rather than read
+/// from the counters that enforce the limits, so a test of the limits does
+/// not trust what it tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReceiveBuffer {
+    /// Reliable messages being reassembled: each holds a buffer of its
+    /// full length from its first fragment on.
+    pub reliable_partial: u64,
+    /// Complete reliable messages waiting for an earlier one on their
+    /// ordered channel.
+    pub reliable_early: u64,
+    /// Reliable messages delivered and not yet read.
+    pub reliable_unread: u64,
+    /// Unreliable messages being reassembled.
+    pub unreliable_partial: u64,
+    /// Unreliable messages delivered and not yet read.
+    pub unreliable_unread: u64,
+    /// The most the three reliable fields may sum to: partial messages
+    /// reserve at most the window plus one maximum message, and complete
+    /// unread ones are within the window plus one maximum message too.
+    pub reliable_bound: u64,
+    /// The most the two unreliable fields may sum to: the unreliable
+    /// budget for partial messages plus the budget for unread ones.
+    pub unreliable_bound: u64,
+}
+
+impl ReceiveBuffer {
+    /// Bytes held for reliable lanes.
+    pub fn reliable(&self) -> u64 {
+        self.reliable_partial + self.reliable_early + self.reliable_unread
+    }
+
+    /// Bytes held for unreliable lanes.
+    pub fn unreliable(&self) -> u64 {
+        self.unreliable_partial + self.unreliable_unread
+    }
+
+    /// Bytes held in all.
+    pub fn held(&self) -> u64 {
+        self.reliable() + self.unreliable()
+    }
+
+    /// The most [`held`](Self::held) may reach.
+    pub fn bound(&self) -> u64 {
+        self.reliable_bound + self.unreliable_bound
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Receiver {
     limits: RecvLimits,
@@ -162,16 +240,18 @@ pub(crate) struct Receiver {
     unreliable_unread: u64,
     /// New reliable bytes received in all.
     pub(crate) data_received: u64,
-    /// Messages ready for the application (every lane but the session's).
-    ready: VecDeque<Message>,
-    /// Session-lane messages ready for the RPC session: kept apart so the
-    /// session and the application each take only their own.
-    ready_session: VecDeque<Bytes>,
-    /// Unreliable messages dropped: a lost fragment, a full budget, or too
-    /// old to tell from a replay.
+    inbox: Inbox,
+    /// Unreliable messages dropped: a lost fragment or a full budget.
     pub(crate) unreliable_dropped: u64,
-    /// Duplicate fragments ignored.
-    pub(crate) duplicates: u64,
+    /// Fragments of messages already delivered or held, or of bytes
+    /// already held: dropped, never stored.
+    pub(crate) duplicate_fragments: u64,
+    /// Unreliable fragments that came too late to use: older than the
+    /// newest sequenced message delivered, or than the replay window.
+    pub(crate) stale_fragments: u64,
+    /// Ordered messages that arrived ahead of an earlier one and waited
+    /// for it in the early buffer: reordering the receiver put right.
+    pub(crate) early_buffered: u64,
 }
 
 impl Receiver {
@@ -186,16 +266,22 @@ impl Receiver {
             unreliable_reserved: 0,
             unreliable_unread: 0,
             data_received: 0,
-            ready: VecDeque::new(),
-            ready_session: VecDeque::new(),
+            inbox: Inbox::default(),
             unreliable_dropped: 0,
-            duplicates: 0,
+            duplicate_fragments: 0,
+            stale_fragments: 0,
+            early_buffered: 0,
         }
+    }
+
+    /// Messages delivered to the application's queue in all.
+    pub(crate) fn messages_delivered(&self) -> u64 {
+        self.inbox.delivered
     }
 
     /// The next message for the application.
     pub(crate) fn pop(&mut self) -> Option<Message> {
-        let message = self.ready.pop_front()?;
+        let message = self.inbox.ready.pop_front()?;
         if !message.lane.is_reliable() {
             self.unreliable_unread -= message.data.len() as u64;
         }
@@ -204,28 +290,24 @@ impl Receiver {
 
     /// The next session-lane message, for the RPC session.
     pub(crate) fn pop_session(&mut self) -> Option<Bytes> {
-        self.ready_session.pop_front()
+        self.inbox.ready_session.pop_front()
     }
 
     pub(crate) fn has_ready(&self) -> bool {
-        !self.ready.is_empty()
+        !self.inbox.ready.is_empty()
     }
 
     pub(crate) fn has_ready_session(&self) -> bool {
-        !self.ready_session.is_empty()
+        !self.inbox.ready_session.is_empty()
     }
 
     pub(crate) fn ready_len(&self) -> usize {
-        self.ready.len() + self.ready_session.len()
-    }
-
-    /// Hands a complete message to the queue of whoever reads its lane.
-    fn deliver(&mut self, message: Message) {
-        deliver(&mut self.ready, &mut self.ready_session, message);
+        self.inbox.ready.len() + self.inbox.ready_session.len()
     }
 
     /// Takes in one fragment. `max_data` is the flow-control limit this side
-    /// advertised.
+    /// advertised: a reliable fragment that would pass it is refused before
+    /// any of it is counted or delivered.
     pub(crate) fn on_fragment(
         &mut self,
         fragment: &Fragment<'_>,
@@ -247,9 +329,9 @@ impl Receiver {
                 channels: self.limits.channels,
             });
         }
-        let result = match fragment.lane {
-            Lane::ReliableOrdered | Lane::Session => self.on_ordered(fragment),
-            Lane::ReliableUnordered => self.on_unordered(fragment),
+        match fragment.lane {
+            Lane::ReliableOrdered | Lane::Session => self.on_ordered(fragment, max_data),
+            Lane::ReliableUnordered => self.on_unordered(fragment, max_data),
             Lane::Unreliable => {
                 self.on_unreliable(fragment);
                 Ok(())
@@ -258,21 +340,14 @@ impl Receiver {
                 self.on_sequenced(fragment);
                 Ok(())
             }
-        };
-        if self.data_received > max_data {
-            return Err(Violation::FlowControl {
-                received: self.data_received,
-                limit: max_data,
-            });
         }
-        result
     }
 
     fn reliable_budget(&self) -> u64 {
         self.limits.window + self.limits.max_message
     }
 
-    fn on_ordered(&mut self, fragment: &Fragment<'_>) -> Result<(), Violation> {
+    fn on_ordered(&mut self, fragment: &Fragment<'_>, max_data: u64) -> Result<(), Violation> {
         let key = (
             fragment.lane,
             if fragment.lane == Lane::Session {
@@ -284,7 +359,7 @@ impl Receiver {
         let channel = self.ordered.entry(key).or_default();
         let seq = fragment.sequence;
         if seq < channel.next || channel.early.contains_key(&seq) {
-            self.duplicates += 1;
+            self.duplicate_fragments += 1;
             return Ok(());
         }
         let complete = assemble(
@@ -292,48 +367,48 @@ impl Receiver {
             fragment,
             &mut self.reliable_reserved,
             self.limits.window + self.limits.max_message,
-            &mut self.data_received,
-            &mut self.duplicates,
+            (&mut self.data_received, max_data),
+            &mut self.duplicate_fragments,
         )?;
         let Some(data) = complete else {
             return Ok(());
         };
         if seq != channel.next {
+            // Once discarding, only the sequence is kept: it will never be
+            // delivered, but its resends must still count as duplicates.
+            let data = if self.inbox.discarding {
+                Bytes::new()
+            } else {
+                data
+            };
             channel.early.insert(seq, data);
+            self.early_buffered += 1;
             return Ok(());
         }
         let lane = fragment.lane;
         let channel_id = key.1;
-        deliver(
-            &mut self.ready,
-            &mut self.ready_session,
-            Message {
+        self.inbox.deliver(Message {
+            lane,
+            channel: channel_id,
+            data,
+        });
+        channel.next += 1;
+        while let Some(data) = channel.early.remove(&channel.next) {
+            self.inbox.deliver(Message {
                 lane,
                 channel: channel_id,
                 data,
-            },
-        );
-        channel.next += 1;
-        while let Some(data) = channel.early.remove(&channel.next) {
-            deliver(
-                &mut self.ready,
-                &mut self.ready_session,
-                Message {
-                    lane,
-                    channel: channel_id,
-                    data,
-                },
-            );
+            });
             channel.next += 1;
         }
         Ok(())
     }
 
-    fn on_unordered(&mut self, fragment: &Fragment<'_>) -> Result<(), Violation> {
+    fn on_unordered(&mut self, fragment: &Fragment<'_>, max_data: u64) -> Result<(), Violation> {
         let seq = fragment.sequence;
         let lane = &mut self.unordered;
         if seq < lane.floor || lane.delivered.contains(seq) {
-            self.duplicates += 1;
+            self.duplicate_fragments += 1;
             return Ok(());
         }
         let budget = self.limits.window + self.limits.max_message;
@@ -342,8 +417,8 @@ impl Receiver {
             fragment,
             &mut self.reliable_reserved,
             budget,
-            &mut self.data_received,
-            &mut self.duplicates,
+            (&mut self.data_received, max_data),
+            &mut self.duplicate_fragments,
         )?;
         let Some(data) = complete else {
             return Ok(());
@@ -357,7 +432,7 @@ impl Receiver {
         if lane.delivered.len() > MAX_UNORDERED_GAPS {
             return Err(Violation::TooManyGaps);
         }
-        self.deliver(Message {
+        self.inbox.deliver(Message {
             lane: Lane::ReliableUnordered,
             channel: fragment.channel,
             data,
@@ -370,8 +445,12 @@ impl Receiver {
         let lane = &mut self.unreliable;
         let newest = lane.newest.unwrap_or(0).max(seq);
         let floor = newest.saturating_sub(REPLAY_WINDOW);
-        if seq < floor || lane.delivered.contains(seq) {
-            self.duplicates += 1;
+        if lane.delivered.contains(seq) {
+            self.duplicate_fragments += 1;
+            return;
+        }
+        if seq < floor {
+            self.stale_fragments += 1;
             return;
         }
         lane.newest = Some(newest);
@@ -388,6 +467,7 @@ impl Receiver {
             &mut self.unreliable_reserved,
             self.limits.unreliable_budget,
             &mut self.unreliable_dropped,
+            &mut self.duplicate_fragments,
         ) else {
             return;
         };
@@ -398,9 +478,16 @@ impl Receiver {
     fn on_sequenced(&mut self, fragment: &Fragment<'_>) {
         let seq = fragment.sequence;
         let channel = self.sequenced.entry(fragment.channel).or_default();
-        if channel.newest.is_some_and(|newest| seq <= newest) {
-            self.duplicates += 1;
-            return;
+        match channel.newest {
+            Some(newest) if seq == newest => {
+                self.duplicate_fragments += 1;
+                return;
+            }
+            Some(newest) if seq < newest => {
+                self.stale_fragments += 1;
+                return;
+            }
+            _ => {}
         }
         let Some(data) = assemble_unreliable(
             &mut channel.partial,
@@ -408,6 +495,7 @@ impl Receiver {
             &mut self.unreliable_reserved,
             self.limits.unreliable_budget,
             &mut self.unreliable_dropped,
+            &mut self.duplicate_fragments,
         ) else {
             return;
         };
@@ -428,64 +516,94 @@ impl Receiver {
             self.unreliable_dropped += 1;
             return;
         }
-        self.unreliable_unread += len;
-        self.deliver(Message {
+        let message = Message {
             lane,
             channel,
             data,
-        });
+        };
+        if self.inbox.deliver(message) {
+            self.unreliable_unread += len;
+        }
     }
 
-    /// Bytes held for reassembly and unread delivery, for the memory bound.
-    pub(crate) fn buffered_bytes(&self) -> u64 {
-        let early: u64 = self
-            .ordered
-            .values()
-            .flat_map(|channel| channel.early.values())
-            .map(|data| data.len() as u64)
-            .sum();
-        let ready: u64 = self
-            .ready
-            .iter()
-            .map(|message| message.data.len() as u64)
-            .chain(self.ready_session.iter().map(|data| data.len() as u64))
-            .sum();
-        self.reliable_reserved + self.unreliable_reserved + early + ready
+    /// What this side holds, measured buffer by buffer.
+    pub(crate) fn buffer(&self) -> ReceiveBuffer {
+        fn partial_bytes(partials: &BTreeMap<u64, Partial>) -> u64 {
+            partials.values().map(Partial::total).sum()
+        }
+        let mut held = ReceiveBuffer {
+            reliable_bound: 2 * self.reliable_budget(),
+            unreliable_bound: 2 * self.limits.unreliable_budget,
+            ..ReceiveBuffer::default()
+        };
+        for channel in self.ordered.values() {
+            held.reliable_partial += partial_bytes(&channel.partial);
+            held.reliable_early += channel
+                .early
+                .values()
+                .map(|data| data.len() as u64)
+                .sum::<u64>();
+        }
+        held.reliable_partial += partial_bytes(&self.unordered.partial);
+        held.unreliable_partial += partial_bytes(&self.unreliable.partial);
+        for channel in self.sequenced.values() {
+            held.unreliable_partial += partial_bytes(&channel.partial);
+        }
+        for message in &self.inbox.ready {
+            let len = message.data.len() as u64;
+            if message.lane.is_reliable() {
+                held.reliable_unread += len;
+            } else {
+                held.unreliable_unread += len;
+            }
+        }
+        for envelope in &self.inbox.ready_session {
+            held.reliable_unread += envelope.len() as u64;
+        }
+        held
     }
 
-    /// The most [`buffered_bytes`](Self::buffered_bytes) may reach.
-    pub(crate) fn buffer_bound(&self) -> u64 {
-        // Reliable: reservations plus completed-unread, all within the
-        // window plus one message; unreliable: its budget twice (partial
-        // plus unread).
-        2 * self.reliable_budget() + 2 * self.limits.unreliable_budget
-    }
-
-    pub(crate) fn clear(&mut self) {
-        self.ordered.clear();
-        self.unordered = Unordered::default();
-        self.unreliable = Unreliable::default();
-        self.sequenced.clear();
-        self.ready.clear();
-        self.ready_session.clear();
-        self.reliable_reserved = 0;
-        self.unreliable_reserved = 0;
+    /// The application let go of the connection: drops what it did not
+    /// read and delivers nothing more. Keeps every position (the next
+    /// ordered sequence, the delivered sets) so that resends of what was
+    /// already delivered are still recognised as duplicates: forgetting
+    /// them would deliver those messages again, hold them until the
+    /// connection drained, and count their bytes against flow control a
+    /// second time.
+    pub(crate) fn discard(&mut self) {
+        self.inbox.discarding = true;
+        self.inbox.ready.clear();
+        self.inbox.ready_session.clear();
         self.unreliable_unread = 0;
+        for channel in self.ordered.values_mut() {
+            for data in channel.early.values_mut() {
+                *data = Bytes::new();
+            }
+        }
     }
 }
 
 /// Adds a reliable fragment to its message; returns the message when it is
-/// complete.
+/// complete. `received` is the new reliable bytes received so far and the
+/// flow-control limit they may reach: a fragment whose new bytes would
+/// pass it is refused, and none of it is counted or delivered.
 fn assemble(
     partials: &mut BTreeMap<u64, Partial>,
     fragment: &Fragment<'_>,
     reserved: &mut u64,
     budget: u64,
-    data_received: &mut u64,
+    (data_received, limit): (&mut u64, u64),
     duplicates: &mut u64,
 ) -> Result<Option<Bytes>, Violation> {
+    let past_limit = |fresh: u64| Violation::FlowControl {
+        received: *data_received + fresh,
+        limit,
+    };
     let len = fragment.data.len() as u64;
     if fragment.offset == 0 && len == fragment.total && !partials.contains_key(&fragment.sequence) {
+        if *data_received + len > limit {
+            return Err(past_limit(len));
+        }
         *data_received += len;
         return Ok(Some(Bytes::copy_from_slice(fragment.data)));
     }
@@ -509,6 +627,10 @@ fn assemble(
     if fresh == 0 {
         *duplicates += 1;
     }
+    if *data_received + fresh > limit {
+        // The connection closes; what was copied in is never delivered.
+        return Err(past_limit(fresh));
+    }
     *data_received += fresh;
     if !partial.is_complete() {
         return Ok(None);
@@ -529,6 +651,7 @@ fn assemble_unreliable(
     reserved: &mut u64,
     budget: u64,
     dropped: &mut u64,
+    duplicates: &mut u64,
 ) -> Option<Bytes> {
     let len = fragment.data.len() as u64;
     if fragment.offset == 0 && len == fragment.total && !partials.contains_key(&fragment.sequence) {
@@ -559,7 +682,9 @@ fn assemble_unreliable(
         *dropped += 1;
         return None;
     }
-    partial.fill(fragment);
+    if partial.fill(fragment) == 0 {
+        *duplicates += 1;
+    }
     if !partial.is_complete() {
         return None;
     }
@@ -582,3 +707,6 @@ fn drop_partials_below(
         *dropped += 1;
     }
 }
+
+#[cfg(test)]
+mod tests;

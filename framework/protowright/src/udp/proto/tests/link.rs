@@ -7,12 +7,18 @@ use std::collections::{BTreeMap, BinaryHeap};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use protowright_sim::Faults as SimFaults;
+use protowright_sim::fault::{Bandwidth, Link as FaultLink};
 
-use crate::udp::proto::{Config, ConnectionHandle, Endpoint, Event, Message};
+use super::tap::FragmentLog;
+use crate::udp::proto::{
+    Config, Connection, ConnectionHandle, Endpoint, Event, Lane, Message, SendError,
+};
 
-/// What the link does to each datagram.
+/// What the link does to each datagram: the harness's settings. The
+/// fault model itself (which datagram is lost, duplicated, corrupted,
+/// delayed or queued) is protowright-sim's `fault::Link`, the same one the
+/// simulation toolkit puts in front of real and simulated sockets.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Faults {
     pub(super) loss: f64,
@@ -54,8 +60,13 @@ impl Faults {
 pub(super) struct LinkCounters {
     pub(super) dropped: u64,
     pub(super) duplicated: u64,
+    /// Duplicated datagrams that were not corrupted: each arrives twice
+    /// intact, so the receiver must notice the second copy.
+    pub(super) duplicated_intact: u64,
     pub(super) corrupted: u64,
     pub(super) delivered: u64,
+    /// Datagram bytes delivered to the server.
+    pub(super) bytes_to_server: u64,
 }
 
 /// Which side.
@@ -63,6 +74,16 @@ pub(super) struct LinkCounters {
 pub(super) enum End {
     Client,
     Server,
+}
+
+impl End {
+    /// The other side.
+    pub(super) fn peer(self) -> Self {
+        match self {
+            Self::Client => Self::Server,
+            Self::Server => Self::Client,
+        }
+    }
 }
 
 /// A datagram on the link: arrival time, a tiebreak, its destination and bytes.
@@ -76,7 +97,9 @@ pub(super) struct World {
     pub(super) server_addr: SocketAddr,
     pub(super) faults: Faults,
     pub(super) counters: LinkCounters,
-    rng: SmallRng,
+    /// The fault model of each direction.
+    to_server: FaultLink,
+    to_client: FaultLink,
     in_flight: BinaryHeap<Reverse<InFlight>>,
     sequence: u64,
     pub(super) client_conn: Option<ConnectionHandle>,
@@ -87,18 +110,48 @@ pub(super) struct World {
     pub(super) server_received: Vec<Message>,
     /// When each of `server_received` was read.
     pub(super) server_received_at: Vec<Instant>,
+    /// Whether the applications read what arrives. A stalled reader
+    /// (`false`) neither reads nor releases: everything stays in the engine.
+    pub(super) read: bool,
     /// Whether received reliable bytes are released as they are read.
     pub(super) release: bool,
     /// Drops the client's data packet number `.1` counted from here (`.0`
     /// counts them), once.
     pub(super) drop_client_data: Option<(u64, u64)>,
+    /// Drops every datagram to this end: its peer's acks and data never
+    /// arrive.
+    pub(super) cut_to: Option<End>,
+    /// Reads the fragments of every datagram delivered to the server.
+    pub(super) log_to_server: Option<FragmentLog>,
     /// Reliable bytes read per server connection (every connection the
     /// server accepted, the first included, whose messages also go to
     /// `server_received`).
     pub(super) server_bytes: BTreeMap<ConnectionHandle, u64>,
-    /// When the bottleneck finishes sending what it holds.
-    bottleneck_free_at: Instant,
     buf: Vec<u8>,
+}
+
+impl Faults {
+    /// The shared model's settings for the direction `to`: the bottleneck
+    /// is on the client-to-server direction only.
+    fn toward(&self, to: End) -> SimFaults {
+        let bandwidth = match (to, self.bottleneck) {
+            (End::Server, Some(bottleneck)) => Some(Bandwidth {
+                bytes_per_second: bottleneck.rate,
+                queue_bytes: bottleneck.queue,
+            }),
+            _ => None,
+        };
+        SimFaults {
+            loss: self.loss,
+            duplicate: self.duplicate,
+            corrupt: self.corrupt,
+            delay: self.delay,
+            jitter: self.jitter,
+            max_datagram: Some(self.max_datagram),
+            bandwidth,
+            ..SimFaults::none()
+        }
+    }
 }
 
 impl World {
@@ -115,7 +168,8 @@ impl World {
             server_addr: "10.0.0.2:6000".parse().expect("address"),
             faults,
             counters: LinkCounters::default(),
-            rng: SmallRng::seed_from_u64(seed),
+            to_server: FaultLink::new(faults.toward(End::Server), seed),
+            to_client: FaultLink::new(faults.toward(End::Client), seed ^ 0x5eed),
             in_flight: BinaryHeap::new(),
             sequence: 0,
             client_conn: None,
@@ -125,10 +179,12 @@ impl World {
             client_received: Vec::new(),
             server_received: Vec::new(),
             server_received_at: Vec::new(),
+            read: true,
             release: true,
             drop_client_data: None,
+            cut_to: None,
+            log_to_server: None,
             server_bytes: BTreeMap::new(),
-            bottleneck_free_at: now,
             buf: Vec::new(),
         }
     }
@@ -141,6 +197,43 @@ impl World {
             .expect("connect");
         self.client_conn = Some(handle);
         handle
+    }
+
+    /// An end's endpoint and its connection's handle, once it has one.
+    pub(super) fn end(&mut self, end: End) -> (&mut Endpoint, Option<ConnectionHandle>) {
+        match end {
+            End::Client => (&mut self.client, self.client_conn),
+            End::Server => (&mut self.server, self.server_conn),
+        }
+    }
+
+    /// An end's connection, while the endpoint holds it.
+    pub(super) fn connection(&self, end: End) -> Option<&Connection> {
+        match end {
+            End::Client => self.client_conn.and_then(|h| self.client.connection(h)),
+            End::Server => self.server_conn.and_then(|h| self.server.connection(h)),
+        }
+    }
+
+    /// Queues a message on an end's connection.
+    pub(super) fn send_from(
+        &mut self,
+        end: End,
+        lane: Lane,
+        channel: u32,
+        data: bytes::Bytes,
+    ) -> Result<(), SendError> {
+        let (endpoint, handle) = self.end(end);
+        let handle = handle.ok_or(SendError::Closed)?;
+        endpoint.send(handle, lane, channel, data)
+    }
+
+    /// What an end's application has read, in order.
+    pub(super) fn received(&self, end: End) -> &[Message] {
+        match end {
+            End::Client => &self.client_received,
+            End::Server => &self.server_received,
+        }
     }
 
     /// Runs until `done` holds or `limit` of virtual time passes; returns
@@ -234,44 +327,35 @@ impl World {
                 return;
             }
         }
-        let faults = self.faults;
-        if datagram.len() > faults.max_datagram || self.rng.random_bool(faults.loss) {
+        if self.cut_to == Some(to) {
             self.counters.dropped += 1;
             return;
         }
-        let mut departs = self.now;
-        if let (End::Server, Some(bottleneck)) = (to, faults.bottleneck) {
-            let start = self.bottleneck_free_at.max(self.now);
-            let queued = start.duration_since(self.now).as_secs_f64() * bottleneck.rate as f64;
-            if queued as u64 + datagram.len() as u64 > bottleneck.queue {
-                self.counters.dropped += 1;
-                return;
-            }
-            let serialization = datagram.len() as f64 / bottleneck.rate as f64;
-            self.bottleneck_free_at = start + Duration::from_secs_f64(serialization);
-            departs = self.bottleneck_free_at;
-        }
-        if faults.corrupt > 0.0 && self.rng.random_bool(faults.corrupt) {
-            self.counters.corrupted += 1;
-            let index = self.rng.random_range(0..datagram.len());
-            datagram[index] ^= 1 << self.rng.random_range(0..8);
-        }
-        let copies = if faults.duplicate > 0.0 && self.rng.random_bool(faults.duplicate) {
-            self.counters.duplicated += 1;
-            2
-        } else {
-            1
+        let faults = self.faults.toward(to);
+        let link = match to {
+            End::Server => &mut self.to_server,
+            End::Client => &mut self.to_client,
         };
-        for _ in 0..copies {
-            let jitter = if faults.jitter.is_zero() {
-                Duration::ZERO
-            } else {
-                Duration::from_nanos(self.rng.random_range(0..faults.jitter.as_nanos() as u64))
-            };
+        if link.faults() != &faults {
+            link.set_faults(faults);
+        }
+        let transmission = link.transmit(self.now, std::mem::take(&mut datagram));
+        match transmission.copies.len() {
+            0 => self.counters.dropped += 1,
+            1 => {}
+            _ => {
+                self.counters.duplicated += 1;
+                if !transmission.damaged {
+                    self.counters.duplicated_intact += 1;
+                }
+            }
+        }
+        if transmission.damaged {
+            self.counters.corrupted += 1;
+        }
+        for (at, bytes) in transmission.copies {
             self.sequence += 1;
-            let at = departs + faults.delay + jitter;
-            self.in_flight
-                .push(Reverse((at, self.sequence, to, datagram.clone())));
+            self.in_flight.push(Reverse((at, self.sequence, to, bytes)));
         }
     }
 
@@ -284,13 +368,20 @@ impl World {
                 break;
             };
             self.counters.delivered += 1;
+            if to == End::Server {
+                self.counters.bytes_to_server += datagram.len() as u64;
+            }
             match to {
                 End::Client => self
                     .client
                     .handle_datagram(self.now, self.server_addr, &datagram),
-                End::Server => self
-                    .server
-                    .handle_datagram(self.now, self.client_addr, &datagram),
+                End::Server => {
+                    if let Some(log) = self.log_to_server.as_mut() {
+                        log.observe(&datagram);
+                    }
+                    self.server
+                        .handle_datagram(self.now, self.client_addr, &datagram)
+                }
             }
         }
     }
@@ -313,8 +404,11 @@ impl World {
                 self.server_events.push(event);
             }
         }
+        if !self.read {
+            return;
+        }
         if let Some(handle) = self.client_conn {
-            while let Some(message) = self.client.recv(handle) {
+            while let Some(message) = take(&mut self.client, handle) {
                 if self.release && message.lane.is_reliable() {
                     self.client.release(handle, message.data.len() as u64);
                 }
@@ -322,7 +416,7 @@ impl World {
             }
         }
         for (&handle, bytes) in &mut self.server_bytes {
-            while let Some(message) = self.server.recv(handle) {
+            while let Some(message) = take(&mut self.server, handle) {
                 if self.release && message.lane.is_reliable() {
                     self.server.release(handle, message.data.len() as u64);
                 }
@@ -348,4 +442,16 @@ impl World {
             .and_then(|handle| endpoint.connection(handle))
             .is_some_and(|connection| !connection.is_flushed())
     }
+}
+
+/// The next message of a connection, the application's lanes first, then
+/// the session lane's (which the engine keeps apart for the RPC session).
+fn take(endpoint: &mut Endpoint, handle: ConnectionHandle) -> Option<Message> {
+    endpoint.recv(handle).or_else(|| {
+        endpoint.recv_session(handle).map(|data| Message {
+            lane: Lane::Session,
+            channel: 0,
+            data,
+        })
+    })
 }

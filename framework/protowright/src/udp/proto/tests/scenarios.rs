@@ -1,14 +1,12 @@
-//! Hand-written scenarios: the handshake and its refusals, fragmentation,
-//! flow control, channels, close, reset and timeouts.
+//! Hand-written scenarios: fragmentation, channels, close, reset, timeouts
+//! and loss recovery, and the helpers the other engine tests share.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 
 use super::link::{End, Faults, World};
-use crate::udp::proto::{
-    CloseReason, Config, Event, Lane, MIN_INITIAL_SIZE, RefuseReason, SendError,
-};
+use crate::udp::proto::{CloseReason, Config, Event, Lane, SendError};
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -63,143 +61,6 @@ pub(super) fn connected_world(config: Config, faults: Faults, seed: u64) -> Worl
 }
 
 #[test]
-fn the_handshake_takes_a_cookie_round_trip_and_the_server_keeps_no_state_before_it() {
-    let mut world = World::new(Config::default(), Faults::none(), 1);
-    world.connect();
-    // Let exactly the first Initial reach the server and its Retry leave.
-    world.run_until(Duration::from_millis(6), |_| false);
-    assert_eq!(world.server.stats().retries_sent, 1);
-    assert_eq!(
-        world.server.connection_count(),
-        0,
-        "state kept before the cookie returned"
-    );
-    assert!(world.run_until(SECOND, |w| w.connected()));
-    assert_eq!(world.server.connection_count(), 1);
-    assert_eq!(world.server_events, vec![Event::Connected]);
-    assert_eq!(world.client_events, vec![Event::Connected]);
-}
-
-#[test]
-fn before_validation_the_server_sends_less_than_three_times_what_it_received() {
-    let mut world = World::new(Config::default(), Faults::none(), 2);
-    world.connect();
-    world.run_until(Duration::from_millis(6), |_| false);
-    let stats = world
-        .client
-        .connection(world.client_conn.expect("client"))
-        .expect("connection")
-        .stats();
-    // The client sent one Initial; the server answered with one Retry.
-    assert_eq!(stats.bytes_sent, MIN_INITIAL_SIZE as u64);
-    assert_eq!(world.counters.delivered, 1);
-    world.run_until(Duration::from_millis(5), |_| false);
-    assert_eq!(world.counters.delivered, 2);
-    // What the client received is the Retry: far under 3 × 1200.
-    assert!(world.server.stats().retries_sent == 1);
-}
-
-#[test]
-fn a_schema_mismatch_is_refused_with_both_hashes() {
-    let client_config = Config {
-        schema_hash: 0xaaaa,
-        ..Config::default()
-    };
-    let mut world = World::new(client_config, Faults::none(), 3);
-    world.server = {
-        let mut server = crate::udp::proto::Endpoint::new(
-            Config {
-                schema_hash: 0xbbbb,
-                ..Config::default()
-            },
-            world.now,
-            9,
-        )
-        .expect("valid config");
-        server.listen(true);
-        server
-    };
-    world.connect();
-    assert!(world.run_until(SECOND, |w| !w.client_events.is_empty()));
-    let Event::Closed(CloseReason::Refused { reason, detail }) = &world.client_events[0] else {
-        panic!("expected a refusal, got {:?}", world.client_events);
-    };
-    assert_eq!(*reason, RefuseReason::Schema);
-    assert!(
-        detail.contains("000000000000bbbb") && detail.contains("000000000000aaaa"),
-        "{detail}"
-    );
-    assert_eq!(world.server.connection_count(), 0);
-}
-
-#[test]
-fn another_protocol_version_is_refused_by_name() {
-    let mut world = World::new(Config::default(), Faults::none(), 4);
-    let handle = world.connect();
-    // Rewrite the client's first Initial to claim version 9.
-    let mut buf = Vec::new();
-    let transmit = world
-        .client
-        .poll_transmit(world.now, &mut buf)
-        .expect("initial");
-    assert_eq!(transmit.size, MIN_INITIAL_SIZE);
-    buf[0] = 9;
-    world
-        .server
-        .handle_datagram(world.now, world.client_addr, &buf);
-    buf.clear();
-    let refusal = world
-        .server
-        .poll_transmit(world.now, &mut buf)
-        .expect("refusal");
-    world
-        .client
-        .handle_datagram(world.now, world.server_addr, &buf[..refusal.size]);
-    let event = world.client.poll_event().expect("closed");
-    assert_eq!(event.0, handle);
-    let Event::Closed(CloseReason::Refused { reason, detail }) = event.1 else {
-        panic!("expected a refusal, got {:?}", event.1);
-    };
-    assert_eq!(reason, RefuseReason::Version);
-    assert!(detail.contains("version 9"), "{detail}");
-}
-
-#[test]
-fn a_server_that_is_not_listening_refuses() {
-    let mut world = World::new(Config::default(), Faults::none(), 5);
-    world.server.listen(false);
-    world.connect();
-    assert!(world.run_until(SECOND, |w| !w.client_events.is_empty()));
-    assert!(matches!(
-        world.client_events[0],
-        Event::Closed(CloseReason::Refused {
-            reason: RefuseReason::NotListening,
-            ..
-        })
-    ));
-}
-
-#[test]
-fn a_silent_server_times_the_handshake_out() {
-    let config = Config {
-        handshake_timeout: 3 * SECOND,
-        ..Config::default()
-    };
-    let faults = Faults {
-        loss: 1.0,
-        ..Faults::none()
-    };
-    let mut world = World::new(config, faults, 6);
-    world.connect();
-    assert!(world.run_until(10 * SECOND, |w| !w.client_events.is_empty()));
-    assert_eq!(
-        world.client_events,
-        vec![Event::Closed(CloseReason::HandshakeTimeout(3 * SECOND))]
-    );
-    assert_eq!(world.client.connection_count(), 0);
-}
-
-#[test]
 fn a_large_message_is_fragmented_and_reassembled_intact() {
     let mut world = connected_world(Config::default(), Faults::none(), 7);
     let client = world.client_conn.expect("client");
@@ -247,89 +108,17 @@ fn oversized_messages_and_missing_channels_are_refused_at_send() {
             max: 1 << 20
         })
     );
+    // The first channel past the configured count.
+    let channels = world.client.config().channels;
     assert_eq!(
         world
             .client
-            .send(client, Lane::ReliableOrdered, 256, payload(1, 10)),
+            .send(client, Lane::ReliableOrdered, channels, payload(1, 10)),
         Err(SendError::NoSuchChannel {
-            channel: 256,
-            channels: 256
+            channel: channels,
+            channels
         })
     );
-}
-
-#[test]
-fn a_reader_that_does_not_release_stops_the_sender_at_the_window() {
-    let config = Config {
-        receive_window: 1 << 20,
-        max_message_size: 64 << 10,
-        send_buffer: 8 << 20,
-        ..Config::default()
-    };
-    let mut world = connected_world(config, Faults::none(), 10);
-    world.release = false;
-    let client = world.client_conn.expect("client");
-    send_payloads(&mut world, Lane::ReliableOrdered, 0, 0..64, 64 << 10);
-    world.run_until(10 * SECOND, |_| false);
-    let received: usize = world.server_received.iter().map(|m| m.data.len()).sum();
-    assert_eq!(received, 1 << 20, "the sender went past the window");
-    let connection = world.client.connection(client).expect("connection");
-    assert!(connection.is_flow_blocked());
-    // Releasing lets the rest through.
-    world.release = true;
-    let server = world.server_conn.expect("server");
-    world.server.release(server, received as u64);
-    assert!(world.run_until(10 * SECOND, |w| w.server_received.len() == 64));
-}
-
-#[test]
-fn the_send_buffer_is_bounded() {
-    let config = Config {
-        send_buffer: 100_000,
-        ..Config::default()
-    };
-    let mut world = connected_world(config, Faults::none(), 11);
-    let client = world.client_conn.expect("client");
-    world
-        .client
-        .send(client, Lane::ReliableOrdered, 0, payload(0, 60_000))
-        .expect("send");
-    assert_eq!(
-        world
-            .client
-            .send(client, Lane::ReliableOrdered, 0, payload(1, 60_000)),
-        Err(SendError::Full)
-    );
-    assert!(world.run_until(10 * SECOND, |w| !w.is_pending(End::Client)));
-    world
-        .client
-        .send(client, Lane::ReliableOrdered, 0, payload(1, 60_000))
-        .expect("room again");
-}
-
-#[test]
-fn an_unreliable_message_that_loses_a_fragment_is_dropped_whole() {
-    let mut world = connected_world(Config::default(), Faults::none(), 12);
-    world.faults.loss = 0.3;
-    send_payloads(&mut world, Lane::Unreliable, 0, 0..50, 5000);
-    world.run_until(5 * SECOND, |_| false);
-    let delivered = world.server_received.len();
-    assert!(delivered < 50, "no loss happened");
-    for message in &world.server_received {
-        assert_eq!(message.data.len(), 5000);
-        assert!(
-            payload_id(&message.data).is_some(),
-            "a partial or corrupted message was delivered"
-        );
-    }
-    // The incomplete ones are held within the unreliable budget.
-    let server = world.server_conn.expect("server");
-    let (held, bound) = world
-        .server
-        .connection(server)
-        .expect("connection")
-        .receive_buffer();
-    assert!(held <= bound);
 }
 
 #[test]
@@ -477,23 +266,6 @@ fn corrupted_datagrams_are_dropped_not_delivered() {
 }
 
 #[test]
-fn both_sides_take_an_rtt_sample_during_the_handshake() {
-    let world = connected_world(Config::default(), Faults::none(), 19);
-    let mut world = world;
-    world.run_until(Duration::from_millis(100), |_| false);
-    for (endpoint, handle) in [
-        (&world.client, world.client_conn),
-        (&world.server, world.server_conn),
-    ] {
-        let stats = endpoint
-            .connection(handle.expect("handle"))
-            .expect("connection")
-            .stats();
-        assert!(stats.rtt < Duration::from_millis(20), "{stats:?}");
-    }
-}
-
-#[test]
 fn an_aborted_connection_drains_within_three_probe_timeouts() {
     let mut world = connected_world(Config::default(), Faults::none(), 20);
     world.run_until(Duration::from_millis(100), |_| false);
@@ -585,39 +357,4 @@ fn a_packet_with_too_few_acked_above_it_is_lost_after_nine_eighths_of_an_rtt() {
         took >= expected && took <= expected + Duration::from_millis(2),
         "took {took:?}, expected about {expected:?} (RTT {rtt:?})"
     );
-}
-
-#[test]
-fn clients_whose_hellos_were_lost_together_retry_at_different_times() {
-    let faults = Faults {
-        loss: 1.0,
-        ..Faults::none()
-    };
-    let mut world = World::new(Config::default(), faults, 22);
-    let handles: Vec<_> = (0..20)
-        .map(|_| {
-            world
-                .client
-                .connect(world.now, world.server_addr)
-                .expect("connect")
-        })
-        .collect();
-    world.run_until(Duration::from_millis(1), |_| false);
-    let mut resends: Vec<_> = handles
-        .iter()
-        .map(|&handle| {
-            let connection = world.client.connection(handle).expect("connection");
-            connection.poll_timeout().expect("a resend is due")
-        })
-        .collect();
-    resends.sort();
-    resends.dedup();
-    // Spread over half the 100 ms backoff: almost every client differs.
-    assert!(
-        resends.len() >= 15,
-        "{} distinct resend times",
-        resends.len()
-    );
-    let spread = *resends.last().unwrap() - resends[0];
-    assert!(spread >= Duration::from_millis(20), "spread {spread:?}");
 }
