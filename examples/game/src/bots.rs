@@ -219,9 +219,9 @@ pub async fn play(mut player: Player, seed: u64, until: Instant) -> anyhow::Resu
     Ok(report)
 }
 
-/// Toward the nearest coin, with a little wobble; anywhere at random when
-/// nothing is known yet.
-fn heading(player: &Player, rng: &mut SplitMix) -> (f32, f32) {
+/// Where a bot steers: toward the nearest coin, with a little wobble;
+/// anywhere at random when it has no snapshot yet.
+pub fn heading(player: &Player, rng: &mut SplitMix) -> (f32, f32) {
     let wobble = (rng.unit() - 0.5) * 0.6;
     let view = player.view();
     let (Some(me), Some(snapshot)) = (view.player(player.id()), view.newest.as_ref()) else {

@@ -38,6 +38,9 @@ use crate::pb::{
 use crate::world::World;
 use crate::{MAX_PLAYERS, PROTOCOL_VERSION};
 
+/// Why a player whose connection ended is gone.
+const LEFT: &str = "left the game";
+
 /// The longest display name kept, in characters.
 const MAX_NAME: usize = 32;
 
@@ -330,8 +333,9 @@ impl Shared {
                     Err(TrySendError::Full(_)) => {
                         dropped.push((player, "removed: could not keep up with its events"));
                     }
-                    // Its outbox ended with its connection.
-                    Err(TrySendError::Closed(_)) => dropped.push((player, "lost its connection")),
+                    // Its outbox ended with its connection: it is leaving,
+                    // and its seat task has not noticed yet.
+                    Err(TrySendError::Closed(_)) => dropped.push((player, LEFT)),
                 }
             }
             for (player, reason) in dropped {
@@ -495,7 +499,7 @@ async fn play(seat: Arc<Seat>) {
         }
     }
     if let Some(&player) = seat.player.get() {
-        shared.leave(player, "left the game");
+        shared.leave(player, LEFT);
     }
 }
 

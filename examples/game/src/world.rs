@@ -271,7 +271,7 @@ mod tests {
         let start = world.snapshot().players[0].x;
         world.handle_input(id, &input(1, 1.0, 0.0));
         world.step(0.1);
-        let after = world.snapshot().players[0].clone();
+        let after = world.snapshot().players[0];
         assert!(after.x > start, "{after:?}");
         assert!(after.vx > 0.0 && after.vy == 0.0, "{after:?}");
         // Far from the walls' influence on speed, it settles near 10 u/s.
@@ -321,7 +321,7 @@ mod tests {
     fn touching_a_coin_scores_and_the_coin_moves_elsewhere() {
         let mut world = World::new(4);
         let id = world.add_player();
-        let coin = world.coins[0].clone();
+        let coin = world.coins[0];
         let body = world.players.get_mut(&id).expect("the player");
         (body.x, body.y) = (coin.x, coin.y);
         let scored = world.step(1.0 / 30.0);
