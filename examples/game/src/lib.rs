@@ -26,7 +26,7 @@
 //!   events, bounded queues, refusals.
 //! - [`player`]: the client side — join, steer, and a [`View`] that checks
 //!   what arrives.
-//! - [`bots`]: players that chase coins and sum up what they saw in one
+//! - [`bots`](mod@bots): players that chase coins and sum up what they saw in one
 //!   line ([`Summary`]).
 //! - [`pb`]: the types generated from the schema.
 
