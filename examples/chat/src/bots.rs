@@ -87,7 +87,11 @@ impl Summary {
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let transport = self.transport.map_or("?".to_owned(), |t| t.to_string());
-        let ms = |d: Option<Duration>| d.map_or("-".to_owned(), |d| format!("{:.2}ms", d.as_secs_f64() * 1e3));
+        let ms = |d: Option<Duration>| {
+            d.map_or("-".to_owned(), |d| {
+                format!("{:.2}ms", d.as_secs_f64() * 1e3)
+            })
+        };
         write!(
             f,
             "{} bots in {} rooms over {transport} for {:.1}s: sent {} lines, delivered {} of {}, \
@@ -118,6 +122,13 @@ struct Tally {
     latencies: Vec<Duration>,
 }
 
+impl Tally {
+    /// Whether every owed line has arrived.
+    fn is_complete(&self) -> bool {
+        self.received >= self.expected
+    }
+}
+
 type SharedTally = Arc<Mutex<Tally>>;
 
 fn lock(tally: &SharedTally) -> MutexGuard<'_, Tally> {
@@ -138,13 +149,12 @@ pub async fn bots<N: Net>(
         rooms => rooms.min(count),
     };
     // Names of this run's own, so runs side by side do not collide.
-    let run = net
-        .random_u64()
-        .map_err(|error| ConnectError::Connect(protowright::Error::Connect {
+    let run = net.random_u64().map_err(|error| {
+        ConnectError::Connect(protowright::Error::Connect {
             addr: server,
             reason: format!("no randomness for the bots' names: {error}"),
-        }))?
-        & 0xffff;
+        })
+    })? & 0xffff;
     let tally = SharedTally::default();
     let start = Instant::now();
     let mut sessions = Vec::with_capacity(count);
@@ -163,7 +173,8 @@ pub async fn bots<N: Net>(
             }
         }
     }
-    let audience = |index: usize| (count / rooms + usize::from(index % rooms < count % rooms) - 1) as u64;
+    let audience =
+        |index: usize| (count / rooms + usize::from(index % rooms < count % rooms) - 1) as u64;
     let stop = Instant::now() + options.duration;
     let speakers: Vec<_> = sessions
         .iter()
@@ -175,19 +186,19 @@ pub async fn bots<N: Net>(
                 stop,
                 start,
             };
-            tokio::spawn(speak(session.clone(), pace, audience(index), Arc::clone(&tally)))
+            tokio::spawn(speak(
+                session.clone(),
+                pace,
+                audience(index),
+                Arc::clone(&tally),
+            ))
         })
         .collect();
     for speaker in speakers {
         let _ = speaker.await;
     }
     let grace_end = Instant::now() + options.grace;
-    while Instant::now() < grace_end {
-        let tally = lock(&tally);
-        if tally.received >= tally.expected {
-            break;
-        }
-        drop(tally);
+    while Instant::now() < grace_end && !lock(&tally).is_complete() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     for session in &sessions {

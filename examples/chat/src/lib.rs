@@ -14,7 +14,7 @@
 //!   set in the schema, not in code;
 //! - a slow reader that cannot hold anyone up: each member has a bounded
 //!   queue on the server that drops its oldest event when full and then
-//!   tells the member how many it missed (see [`outbox`](crate::QueueStats));
+//!   tells the member how many it missed (the `outbox` module);
 //! - a client that survives reconnects: it joins again and takes its
 //!   nickname back with a secret, even before the server has noticed that
 //!   the old connection died;

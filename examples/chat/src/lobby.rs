@@ -162,9 +162,10 @@ impl Lobby {
         if let Some(held) = &seat.nick
             && *held != nick
         {
-            return Err(Status::new(Code::FailedPrecondition, format!(
-                "this connection is `{held}`; open a new connection to chat as `{nick}`"
-            )));
+            return Err(Status::new(
+                Code::FailedPrecondition,
+                format!("this connection is `{held}`; open a new connection to chat as `{nick}`"),
+            ));
         }
         if seat.room.as_deref() == Some(room.as_str()) {
             return Ok(self.reply(&room));
@@ -200,16 +201,16 @@ impl Lobby {
     fn claim(&mut self, member: MemberId, nick: &str, resume: u64) -> Result<(), Status> {
         if let Some(claim) = self.nicks.get(nick) {
             if resume == 0 || claim.resume != resume {
-                return Err(Status::new(Code::AlreadyExists, format!(
-                    "the nickname `{nick}` is taken; pick another"
-                )));
+                return Err(Status::new(
+                    Code::AlreadyExists,
+                    format!("the nickname `{nick}` is taken; pick another"),
+                ));
             }
             // The same person on a new connection: the old one is stale.
             let stale = claim.member;
             self.unseat(stale, "reconnected");
         }
-        self.nicks
-            .insert(nick.to_owned(), Claim { member, resume });
+        self.nicks.insert(nick.to_owned(), Claim { member, resume });
         self.seat_mut(member)?.nick = Some(nick.to_owned());
         Ok(())
     }
@@ -298,7 +299,8 @@ impl Lobby {
         let seat = self.seat(member)?;
         match (&seat.nick, &seat.room) {
             (Some(nick), Some(room)) => Ok((nick.clone(), room.clone())),
-            _ => Err(Status::new(Code::FailedPrecondition, 
+            _ => Err(Status::new(
+                Code::FailedPrecondition,
                 "not in a room; join one first (/join ROOM)",
             )),
         }

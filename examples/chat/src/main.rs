@@ -184,8 +184,15 @@ async fn client(args: ClientArgs) -> anyhow::Result<ExitCode> {
         room,
         transport,
     } = args;
-    let connected =
-        Session::connect(Tokio, transport, server, &nick, &room, ClientOptions::default()).await;
+    let connected = Session::connect(
+        Tokio,
+        transport,
+        server,
+        &nick,
+        &room,
+        ClientOptions::default(),
+    )
+    .await;
     let (session, mut updates, reply) = match connected {
         Ok(connected) => connected,
         Err(error @ ConnectError::Refused(_)) => {
@@ -221,9 +228,9 @@ async fn run_line(session: &Session, line: &str) -> bool {
     match command {
         "" => {}
         "/quit" | "/exit" => return false,
-        "/help" => println!(
-            "* type a line to say it; /list, /join ROOM, /leave, /quit (or end of input)"
-        ),
+        "/help" => {
+            println!("* type a line to say it; /list, /join ROOM, /leave, /quit (or end of input)")
+        }
         "/list" => match session.list().await {
             Ok(rooms) if rooms.is_empty() => println!("* no rooms"),
             Ok(rooms) => {

@@ -23,11 +23,13 @@ use std::time::Duration;
 
 use protowright::net::Net;
 use protowright::rpc::{Code, Status};
-use protowright::{Client, ClientConfig, Connection, ConnectionState, Protocol as _, RecvError};
+use protowright::{Client, ClientConfig, Connection, ConnectionState};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::pb;
+
+mod driver;
 
 /// How a [`Session`] behaves. Defaults: protowright's client defaults, 5 s
 /// per call, a secret drawn from the network's randomness, 1,024 updates
@@ -88,7 +90,7 @@ pub enum Update {
 #[derive(Debug)]
 pub enum ConnectError {
     /// No connection could be made (nothing listens there, or it did not
-    /// answer in time).
+    /// answer in time), or it failed before the join was answered.
     Connect(protowright::Error),
     /// The server refused the join: a bad or taken nickname, a bad room.
     Refused(Status),
@@ -162,9 +164,9 @@ impl Shared {
     fn is_over(&self) -> bool {
         self.closing.load(Ordering::Relaxed)
             || matches!(
-            self.client.state(),
-            ConnectionState::Closed | ConnectionState::GaveUp { .. }
-        )
+                self.client.state(),
+                ConnectionState::Closed | ConnectionState::GaveUp { .. }
+            )
     }
 }
 
@@ -204,6 +206,13 @@ impl Session {
             Ok(joined) => joined,
             Err(status) => {
                 client.close();
+                if driver::is_transient(&status) {
+                    // Not a refusal: the connection failed under the join.
+                    return Err(ConnectError::Connect(protowright::Error::Connect {
+                        addr: server,
+                        reason: format!("joining failed: {status}"),
+                    }));
+                }
                 return Err(ConnectError::Refused(status));
             }
         };
@@ -218,7 +227,7 @@ impl Session {
             closing: AtomicBool::new(false),
         });
         let (sender, receiver) = mpsc::channel(options.updates.max(1));
-        tokio::spawn(drive(Arc::clone(&shared), connection, sender));
+        tokio::spawn(driver::drive(Arc::clone(&shared), connection, sender));
         Ok((Self { shared }, Updates { receiver }, reply))
     }
 
@@ -342,7 +351,9 @@ async fn within<T>(
 ) -> Result<T, Status> {
     match tokio::time::timeout_at(deadline, call).await {
         Ok(result) => result,
-        Err(_) => Err(Status::deadline_exceeded("the server did not answer in time")),
+        Err(_) => Err(Status::deadline_exceeded(
+            "the server did not answer in time",
+        )),
     }
 }
 
@@ -362,112 +373,4 @@ async fn join_on(
         resume,
     };
     within(deadline, pb::Chat::join(&chat, request)).await
-}
-
-/// The session's driver: forwards the server's events, and after a lost
-/// connection waits for the next one and joins the room again on it.
-async fn drive(shared: Arc<Shared>, mut connection: Connection, updates: mpsc::Sender<Update>) {
-    loop {
-        let Some(reason) = forward(&connection, &updates).await else {
-            // The application dropped its updates: nobody is listening.
-            shared.client.close();
-            return;
-        };
-        shared.ready.send_replace(None);
-        if shared.is_over() {
-            return;
-        }
-        if updates.send(Update::Disconnected { reason }).await.is_err() {
-            shared.client.close();
-            return;
-        }
-        let Some((next, update)) = rejoin(&shared).await else {
-            return;
-        };
-        connection = next;
-        if updates.send(update).await.is_err() {
-            shared.client.close();
-            return;
-        }
-    }
-}
-
-/// Forwards the events of `connection` until it ends; returns why it
-/// ended, or `None` when the application stopped listening.
-async fn forward(connection: &Connection, updates: &mpsc::Sender<Update>) -> Option<String> {
-    loop {
-        let received = tokio::select! {
-            biased;
-            () = updates.closed() => return None,
-            received = connection.recv::<pb::Event>() => received,
-        };
-        let event = match received {
-            Ok(Some(event)) => event,
-            Ok(None) => return Some("the server closed the connection".into()),
-            Err(error @ RecvError::Decode { .. }) => {
-                tracing::debug!(%error, "skipped an event this version cannot read");
-                continue;
-            }
-            Err(error) => return Some(error.to_string()),
-        };
-        use pb::event::Event;
-        let update = match event.into_kind() {
-            Some(Event::Said(said)) => Update::Said(said),
-            Some(Event::Joined(joined)) => Update::Joined(joined),
-            Some(Event::Left(left)) => Update::Left(left),
-            Some(Event::Missed(missed)) => Update::Missed(missed.count),
-            None => continue,
-        };
-        if updates.send(update).await.is_err() {
-            return None;
-        }
-    }
-}
-
-/// Waits for the next connection and joins the room again on it; `None`
-/// once the client is closed or has given up.
-async fn rejoin(shared: &Shared) -> Option<(Connection, Update)> {
-    loop {
-        if shared.is_over() {
-            return None;
-        }
-        let Ok(connection) = shared.client.connection().await else {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        };
-        if connection.is_closed() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        }
-        let _membership = shared.membership.lock().await;
-        let Some(room) = shared.room().clone() else {
-            shared.ready.send_replace(Some(connection.clone()));
-            return Some((connection, Update::Reconnected));
-        };
-        let deadline = Instant::now() + shared.call_timeout;
-        match join_on(&connection, &shared.nick, &room, shared.resume, deadline).await {
-            Ok(reply) => {
-                shared.ready.send_replace(Some(connection.clone()));
-                return Some((connection, Update::Rejoined(reply)));
-            }
-            Err(status) if is_transient(&status) => {
-                tracing::debug!(%status, "joining again failed; retrying");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(status) => {
-                *shared.room() = None;
-                shared.ready.send_replace(Some(connection.clone()));
-                return Some((connection, Update::RejoinFailed(status)));
-            }
-        }
-    }
-}
-
-/// Whether a failed call may work if tried again (on this connection or
-/// the next).
-fn is_transient(status: &Status) -> bool {
-    matches!(
-        status.code(),
-        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled
-    )
 }

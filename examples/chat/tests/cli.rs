@@ -2,6 +2,11 @@
 //! refusals of wrong command lines, a fast failure with a hint when no
 //! server listens, and a short session against a real server process.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "an unwrap in test code is an assertion; clippy.toml allows it in #[test] functions, not in the scenarios and helpers they call"
+)]
+
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::{Ipv4Addr, TcpListener};
 use std::process::{Child, Command, Stdio};
@@ -73,16 +78,28 @@ fn every_command_has_help() {
     for (args, expected) in [
         (vec!["--help"], "Usage: chat <COMMAND>"),
         (vec!["server", "--help"], "Usage: chat server [OPTIONS]"),
-        (vec!["client", "--help"], "Usage: chat client [OPTIONS] --nick <NAME>"),
+        (
+            vec!["client", "--help"],
+            "Usage: chat client [OPTIONS] --nick <NAME>",
+        ),
         (vec!["bots", "--help"], "Usage: chat bots [OPTIONS]"),
     ] {
         let run = chat(&args, "");
         assert_eq!(run.code, Some(0), "{args:?}: {run:?}");
         assert!(run.stdout.contains(expected), "{args:?}: {}", run.stdout);
-        assert!(run.stdout.contains("--transport") || args.len() == 1, "{}", run.stdout);
+        assert!(
+            run.stdout.contains("--transport") || args.len() == 1,
+            "{}",
+            run.stdout
+        );
     }
     let client = chat(&["client", "--help"], "").stdout;
-    for flag in ["--server <ADDR>", "--nick <NAME>", "--room <ROOM>", "/join ROOM"] {
+    for flag in [
+        "--server <ADDR>",
+        "--nick <NAME>",
+        "--room <ROOM>",
+        "/join ROOM",
+    ] {
         assert!(client.contains(flag), "{flag} in {client}");
     }
     let bots = chat(&["bots", "--help"], "").stdout;
@@ -95,7 +112,11 @@ fn every_command_has_help() {
 fn a_wrong_flag_or_transport_is_refused_with_the_reason() {
     let run = chat(&["server", "--bogus"], "");
     assert_eq!(run.code, Some(2), "{run:?}");
-    assert!(run.stderr.contains("unexpected argument '--bogus'"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("unexpected argument '--bogus'"),
+        "{}",
+        run.stderr
+    );
     let run = chat(&["client", "--nick", "ada", "--transport", "quic"], "");
     assert_eq!(run.code, Some(2), "{run:?}");
     assert!(
@@ -108,7 +129,11 @@ fn a_wrong_flag_or_transport_is_refused_with_the_reason() {
     assert!(run.stderr.contains("--nick <NAME>"), "{}", run.stderr);
     let run = chat(&["bots", "--seconds", "soon"], "");
     assert_eq!(run.code, Some(2), "{run:?}");
-    assert!(run.stderr.contains("`soon` is not a number of seconds"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("`soon` is not a number of seconds"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -116,12 +141,21 @@ fn a_client_with_no_server_fails_at_once_with_the_hint() {
     for transport in ["tcp", "udp"] {
         let server = format!("127.0.0.1:{}", free_port());
         let run = chat(
-            &["client", "--server", &server, "--nick", "ada", "--transport", transport],
+            &[
+                "client",
+                "--server",
+                &server,
+                "--nick",
+                "ada",
+                "--transport",
+                transport,
+            ],
             "",
         );
         assert_eq!(run.code, Some(1), "{transport}: {run:?}");
         assert!(
-            run.stderr.contains(&format!("(is a server listening on {server}?)")),
+            run.stderr
+                .contains(&format!("(is a server listening on {server}?)")),
             "{transport}: {}",
             run.stderr
         );
@@ -137,7 +171,13 @@ struct ServerProcess {
 impl ServerProcess {
     fn start(transport: &str) -> Self {
         let mut child = Command::new(CHAT)
-            .args(["server", "--listen", "127.0.0.1:0", "--transport", transport])
+            .args([
+                "server",
+                "--listen",
+                "127.0.0.1:0",
+                "--transport",
+                transport,
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -176,7 +216,11 @@ fn against_a_server_process_a_client_chats_bots_report_and_a_bad_nick_exits_3() 
         assert_eq!(
             lines,
             [
-                format!("* connected to {} over {transport} as ada; /help lists the commands", server.addr).as_str(),
+                format!(
+                    "* connected to {} over {transport} as ada; /help lists the commands",
+                    server.addr
+                )
+                .as_str(),
                 "* you are in #lobby, alone",
                 "[#lobby] ada: hello there",
                 "* #lobby: ada",
@@ -184,11 +228,19 @@ fn against_a_server_process_a_client_chats_bots_report_and_a_bad_nick_exits_3() 
             ],
             "{transport}"
         );
-        assert_eq!(run.stderr, "! unknown command /frobnicate; /help lists them\n");
+        assert_eq!(
+            run.stderr,
+            "! unknown command /frobnicate; /help lists them\n"
+        );
 
         let run = chat(&[&["client", "--nick", "not ok"][..], &at].concat(), "");
         assert_eq!(run.code, Some(3), "{run:?}");
-        assert!(run.stderr.contains("INVALID_ARGUMENT: the nickname `not ok` contains ' '"), "{}", run.stderr);
+        assert!(
+            run.stderr
+                .contains("INVALID_ARGUMENT: the nickname `not ok` contains ' '"),
+            "{}",
+            run.stderr
+        );
 
         let run = chat(
             &[&["bots", "--count", "4", "--seconds", "1"][..], &at].concat(),
@@ -198,7 +250,9 @@ fn against_a_server_process_a_client_chats_bots_report_and_a_bad_nick_exits_3() 
         let summary: Vec<&str> = run.stdout.lines().collect();
         assert_eq!(summary.len(), 1, "one summary line: {}", run.stdout);
         assert!(
-            summary[0].starts_with(&format!("4 bots in 1 rooms over {transport} for 1.0s: sent ")),
+            summary[0].starts_with(&format!(
+                "4 bots in 1 rooms over {transport} for 1.0s: sent "
+            )),
             "{}",
             summary[0]
         );

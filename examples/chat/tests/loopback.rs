@@ -2,6 +2,11 @@
 //! see of each other, which nicknames are refused, and a member that never
 //! reads.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "an unwrap in test code is an assertion; clippy.toml allows it in #[test] functions, not in the scenarios and helpers they call"
+)]
+
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -20,10 +25,21 @@ async fn start(transport: Transport, config: ServerConfig, limits: Limits) -> Ru
         .expect("the server starts")
 }
 
-async fn join(server: &Running, nick: &str, options: ClientOptions) -> (Session, Updates, pb::JoinReply) {
-    Session::connect(Tokio, server.transport(), server.addr(), nick, "lobby", options)
-        .await
-        .unwrap_or_else(|error| panic!("{nick} joins: {error}"))
+async fn join(
+    server: &Running,
+    nick: &str,
+    options: ClientOptions,
+) -> (Session, Updates, pb::JoinReply) {
+    Session::connect(
+        Tokio,
+        server.transport(),
+        server.addr(),
+        nick,
+        "lobby",
+        options,
+    )
+    .await
+    .unwrap_or_else(|error| panic!("{nick} joins: {error}"))
 }
 
 async fn next(updates: &mut Updates) -> Update {
@@ -68,7 +84,10 @@ fn left(nick: &str, reason: &str) -> Update {
 async fn two_members_see_each_other(transport: Transport) {
     let server = start(transport, ServerConfig::default(), Limits::default()).await;
     let (ada, mut ada_sees, reply) = join(&server, "ada", ClientOptions::default()).await;
-    assert_eq!((reply.members, reply.history), (vec!["ada".to_owned()], vec![]));
+    assert_eq!(
+        (reply.members, reply.history),
+        (vec!["ada".to_owned()], vec![])
+    );
     for n in 1..=3 {
         ada.say(&format!("before bob {n}")).await.unwrap();
     }
@@ -156,16 +175,30 @@ async fn refusals(transport: Transport) {
     );
     let (code, text) = attempt("ada lovelace", "lobby").await;
     assert_eq!(code, Code::InvalidArgument);
-    assert!(text.ends_with("the nickname `ada lovelace` contains ' '; use ASCII letters, digits, `-` and `_`"), "{text}");
+    assert!(
+        text.ends_with(
+            "the nickname `ada lovelace` contains ' '; use ASCII letters, digits, `-` and `_`"
+        ),
+        "{text}"
+    );
     let (code, text) = attempt("seventeen_letters", "lobby").await;
     assert_eq!(code, Code::InvalidArgument);
-    assert!(text.ends_with("the nickname is 17 characters long; at most 16 are allowed"), "{text}");
+    assert!(
+        text.ends_with("the nickname is 17 characters long; at most 16 are allowed"),
+        "{text}"
+    );
     let (code, text) = attempt("eve", "#lobby").await;
     assert_eq!(code, Code::InvalidArgument);
-    assert!(text.contains("the room name `#lobby` contains '#'"), "{text}");
+    assert!(
+        text.contains("the room name `#lobby` contains '#'"),
+        "{text}"
+    );
     // Nothing of the refused attempts stayed behind.
     let rooms = ada.list().await.unwrap();
-    assert_eq!((rooms.len(), rooms[0].members.clone()), (1, vec!["ada".to_owned()]));
+    assert_eq!(
+        (rooms.len(), rooms[0].members.clone()),
+        (1, vec!["ada".to_owned()])
+    );
     server.shutdown().await;
 }
 
@@ -267,7 +300,11 @@ async fn a_member_that_never_reads(transport: Transport) {
     assert!(missed > 0, "told it missed some");
     let dropped = server.member_queue("stuck").unwrap().dropped;
     assert_eq!(missed, dropped, "told exactly how many");
-    assert_eq!(got + missed, said + 1, "the rest arrived (Bob's join and the lines)");
+    assert_eq!(
+        got + missed,
+        said + 1,
+        "the rest arrived (Bob's join and the lines)"
+    );
     server.shutdown().await;
 }
 

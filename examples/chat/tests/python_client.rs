@@ -8,6 +8,11 @@
 //! `PROTOWRIGHT_SKIP_PYTHON=1` to skip it on a machine without Python or
 //! without access to PyPI.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "an unwrap in test code is an assertion; clippy.toml allows it in #[test] functions, not in the scenarios and helpers they call"
+)]
+
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -75,9 +80,15 @@ async fn a_python_client_with_stock_protobuf_chats_with_a_rust_client() {
         .await
         .expect("venv set-up");
     let addr = (Ipv4Addr::LOCALHOST, 0).into();
-    let server = chat::serve(Tokio, Transport::Tcp, addr, ServerConfig::default(), Limits::default())
-        .await
-        .expect("the server starts");
+    let server = chat::serve(
+        Tokio,
+        Transport::Tcp,
+        addr,
+        ServerConfig::default(),
+        Limits::default(),
+    )
+    .await
+    .expect("the server starts");
     let (ada, mut ada_sees, _) = Session::connect(
         Tokio,
         Transport::Tcp,
@@ -146,7 +157,9 @@ async fn a_python_client_with_stock_protobuf_chats_with_a_rust_client() {
             "left lobby",
         ]
     );
-    let ada = ada_side.await.expect("Ada saw the Python user come, talk and leave");
+    let ada = ada_side
+        .await
+        .expect("Ada saw the Python user come, talk and leave");
     ada.quit().await;
     server.shutdown().await;
 }

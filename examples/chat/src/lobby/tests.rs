@@ -2,8 +2,6 @@
 
 use std::sync::Arc;
 
-
-
 use super::*;
 use crate::outbox::Next;
 
@@ -105,7 +103,11 @@ fn members_see_each_others_lines_joins_and_leaves_but_not_their_own_lines() {
     world.lobby.leave(world.id("bob")).unwrap();
     assert_eq!(
         world.drain("ada"),
-        ["bob joined lobby", "lobby#2 bob: hi ada", "bob left lobby (left)"]
+        [
+            "bob joined lobby",
+            "lobby#2 bob: hi ada",
+            "bob left lobby (left)"
+        ]
     );
     assert_eq!(world.drain("bob"), ["lobby#1 ada: hi bob"]);
 }
@@ -162,7 +164,10 @@ fn bad_names_and_lines_are_refused_and_change_nothing() {
     let not_in = world.say("ada", "anyone?").unwrap_err();
     assert_eq!(not_in.code(), Code::FailedPrecondition);
     world.join("ada", "lobby").unwrap();
-    assert_eq!(world.say("ada", "").unwrap_err().code(), Code::InvalidArgument);
+    assert_eq!(
+        world.say("ada", "").unwrap_err().code(),
+        Code::InvalidArgument
+    );
     let renamed = world.join_as("ada", "eve", "lobby", 0).unwrap_err();
     assert_eq!(renamed.code(), Code::FailedPrecondition);
     assert_eq!(world.lobby.list().rooms.len(), 1);
@@ -181,7 +186,13 @@ fn moving_rooms_tells_both_rooms_and_empty_rooms_vanish() {
         ["bob joined one", "bob left one (moved to another room)"]
     );
     world.lobby.detach(world.id("ada"));
-    let rooms: Vec<_> = world.lobby.list().rooms.into_iter().map(|r| r.name).collect();
+    let rooms: Vec<_> = world
+        .lobby
+        .list()
+        .rooms
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
     assert_eq!(rooms, ["two"]);
     assert_eq!(world.lobby.stats().connections, 1);
 }
@@ -241,6 +252,9 @@ fn rooms_beyond_the_limit_are_refused() {
     world.join("ada", "one").unwrap();
     let refused = world.join("bob", "two").unwrap_err();
     assert_eq!(refused.code(), Code::ResourceExhausted);
-    assert!(world.lobby.member_queue("bob").is_none(), "no nickname taken");
+    assert!(
+        world.lobby.member_queue("bob").is_none(),
+        "no nickname taken"
+    );
     world.join("bob", "one").unwrap();
 }

@@ -25,13 +25,20 @@
 //! `PROTOWRIGHT_SEED=<seed>` replays one drawn case;
 //! `PROTOWRIGHT_CASES=<n>` runs more.
 
-use std::collections::{BTreeMap, BTreeSet};
+#![allow(
+    clippy::unwrap_used,
+    reason = "an unwrap in test code is an assertion; clippy.toml allows it in #[test] functions, not in the scenarios and helpers they call"
+)]
+
+mod ledger;
+
 use std::net::Ipv4Addr;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chat::{ClientOptions, Limits, Session, Update, Updates};
-use protowright::{Delivery, Transport};
+use ledger::{Ledger, Shared, lock};
+use protowright::Transport;
 use protowright_sim::{
     Case, Cases, Ctx, Event, Failure, Faults, HostResult, Report, Schedule, Sim, Space, check,
     defaults,
@@ -50,8 +57,6 @@ const PACE: Duration = Duration::from_millis(150);
 const CALL_TIMEOUT: Duration = Duration::from_secs(1);
 /// The server's queue per member.
 const QUEUE: usize = 64;
-/// The history stream's name: one per flow.
-const STREAM: &str = "chat line";
 
 /// What may go wrong: on TCP partitions, holds, and crashes and restarts
 /// of the server; on reliable UDP datagram faults, partitions and holds.
@@ -64,7 +69,7 @@ fn space(transport: Transport) -> Space {
     }
 }
 
-fn run(case: Case, transport: Transport) -> Result<Report, Failure> {
+fn run(case: Case, transport: Transport) -> Result<Report, Box<Failure>> {
     let ledger = Ledger::shared();
     let mut sim = Sim::new(case.seed)
         .schedule(case.schedule)
@@ -90,7 +95,8 @@ async fn server(ctx: Ctx, transport: Transport) -> HostResult {
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let fullest = running.stats().queue_high_water as u64;
-        ctx.history().gauge("chat.member_queue", fullest, QUEUE as u64);
+        ctx.history()
+            .gauge("chat.member_queue", fullest, QUEUE as u64);
     }
 }
 
@@ -103,8 +109,9 @@ async fn member(ctx: Ctx, transport: Transport, ledger: Shared) -> HostResult {
     let speaking = speak(&ctx, &session, &ledger);
     let listening = listen(&ctx, updates, &ledger);
     let (spoke, listened) = tokio::join!(speaking, listening);
-    spoke?;
+    // The listener first: when it fails, the speaker fails after it.
     listened?;
+    spoke?;
     ctx.history().count("chat.members_done", 1);
     session.quit().await;
     Ok(())
@@ -129,7 +136,8 @@ async fn connect(ctx: &Ctx, transport: Transport) -> Result<(Session, Updates), 
         match attempt {
             Ok((session, updates, _room)) => return Ok((session, updates)),
             Err(error) if ctx.now() < ctx.settled_at() => {
-                ctx.history().note(format!("{me} could not join yet: {error}"));
+                ctx.history()
+                    .note(format!("{me} could not join yet: {error}"));
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Err(error) => return Err(format!("{me} could not join after the heal: {error}")),
@@ -146,10 +154,18 @@ async fn speak(ctx: &Ctx, session: &Session, ledger: &Shared) -> Result<(), Stri
         tokio::time::sleep(PACE).await;
     }
     wait_for(ctx, ledger, "every member back in the room", Ledger::all_in).await?;
-    if !say(ctx, session, ledger, true).await {
+    let said = say(ctx, session, ledger, true).await;
+    lock(ledger).spoken.insert(me.to_owned());
+    if !said {
         return Err(format!("{me}'s last line failed after the heal"));
     }
-    wait_for(ctx, ledger, "every member to get every last line", Ledger::all_done).await
+    wait_for(
+        ctx,
+        ledger,
+        "every member to get every last line",
+        Ledger::all_done,
+    )
+    .await
 }
 
 /// Says one line, recorded as sent to every member in the room and as a
@@ -160,14 +176,17 @@ async fn say(ctx: &Ctx, session: &Session, ledger: &Shared, last: bool) -> bool 
     let record = ctx.call(Some(CALL_TIMEOUT));
     let said = session.say(&text).await;
     record.outcome(&said, |_| true);
-    if said.is_err() {
+    if let Err(status) = &said {
+        ctx.history()
+            .note(format!("{me}'s line {text:?} failed: {status}"));
         lock(ledger).line_failed(ctx, me, segment);
     }
     said.is_ok()
 }
 
 /// Records what the member receives, and what happens to its connection,
-/// until every member has got every last line.
+/// until every member has got every last line and this member's own last
+/// call has ended (ending sooner would close the session under it).
 async fn listen(ctx: &Ctx, mut updates: Updates, ledger: &Shared) -> Result<(), String> {
     let me = ctx.host();
     let mut tick = tokio::time::interval(Duration::from_millis(50));
@@ -176,7 +195,8 @@ async fn listen(ctx: &Ctx, mut updates: Updates, ledger: &Shared) -> Result<(), 
             biased;
             update = updates.next() => update,
             _ = tick.tick() => {
-                if lock(ledger).all_done() {
+                let ledger = lock(ledger);
+                if ledger.all_done() && ledger.spoken.contains(me) {
                     return Ok(());
                 }
                 continue;
@@ -223,196 +243,6 @@ async fn wait_for(
     Ok(())
 }
 
-type Shared = Arc<Mutex<Ledger>>;
-
-fn lock(ledger: &Shared) -> MutexGuard<'_, Ledger> {
-    ledger.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// A sender's stretch of lines: numbered from 0, on one connection.
-#[derive(Debug, Clone, Copy)]
-struct Segment {
-    id: u64,
-    next_line: u64,
-}
-
-/// The flow of one (sender segment, receiver membership) pair.
-#[derive(Debug, Clone, Copy)]
-struct Pair {
-    flow: u64,
-    /// The sender's first line the receiver is owed.
-    first: u64,
-    ended: bool,
-}
-
-/// What the members know of each other, to record lines per flow (see
-/// the module docs). The simulation runs on one thread; the lock is only
-/// for the types.
-#[derive(Debug, Default)]
-struct Ledger {
-    /// Each member's current membership, while it is in the room.
-    membership: BTreeMap<String, Option<u64>>,
-    /// Each member's current stretch of lines.
-    speaking: BTreeMap<String, Segment>,
-    /// (segment, membership) to the flow that records it.
-    pairs: BTreeMap<(u64, u64), Pair>,
-    next_id: u64,
-    /// Whose last line each member has received.
-    finals: BTreeMap<String, BTreeSet<String>>,
-}
-
-impl Ledger {
-    fn shared() -> Shared {
-        Arc::new(Mutex::new(Self::default()))
-    }
-
-    fn fresh_id(&mut self) -> u64 {
-        self.next_id += 1;
-        self.next_id
-    }
-
-    /// `me` is (back) in the room: a new membership and a new segment.
-    fn joined(&mut self, me: &str) {
-        let membership = self.fresh_id();
-        self.membership.insert(me.to_owned(), Some(membership));
-        let segment = Segment {
-            id: self.fresh_id(),
-            next_line: 0,
-        };
-        self.speaking.insert(me.to_owned(), segment);
-    }
-
-    /// `me`'s connection was lost: its membership and segment end.
-    fn lost(&mut self, ctx: &Ctx, me: &str) {
-        self.end_membership(ctx, me);
-        self.membership.insert(me.to_owned(), None);
-        if let Some(segment) = self.speaking.get(me).copied() {
-            self.end_segment(ctx, me, segment.id);
-        }
-    }
-
-    /// The server dropped events for `me`: its membership starts over.
-    fn missed(&mut self, ctx: &Ctx, me: &str) {
-        self.end_membership(ctx, me);
-        let membership = self.fresh_id();
-        self.membership.insert(me.to_owned(), Some(membership));
-    }
-
-    fn end_membership(&mut self, ctx: &Ctx, me: &str) {
-        let Some(Some(membership)) = self.membership.get(me).copied() else {
-            return;
-        };
-        self.end_pairs(ctx, |(_, m)| m == membership);
-    }
-
-    fn end_segment(&mut self, ctx: &Ctx, me: &str, segment: u64) {
-        self.end_pairs(ctx, |(s, _)| s == segment);
-        let fresh = Segment {
-            id: self.fresh_id(),
-            next_line: 0,
-        };
-        self.speaking.insert(me.to_owned(), fresh);
-    }
-
-    fn end_pairs(&mut self, ctx: &Ctx, matches: impl Fn((u64, u64)) -> bool) {
-        for (key, pair) in &mut self.pairs {
-            if matches(*key) && !pair.ended {
-                pair.ended = true;
-                ctx.history().flow_ended(pair.flow, false);
-            }
-        }
-    }
-
-    /// The text of `me`'s next line, recorded as sent to every other member
-    /// in the room; and the segment it belongs to.
-    fn line(&mut self, ctx: &Ctx, me: &str, last: bool) -> (String, u64) {
-        let Some(segment) = self.speaking.get_mut(me) else {
-            return (format!("{me} 0 0"), 0);
-        };
-        let (id, n) = (segment.id, segment.next_line);
-        segment.next_line += 1;
-        let receivers: Vec<u64> = self
-            .membership
-            .iter()
-            .filter(|(name, _)| name.as_str() != me)
-            .filter_map(|(_, membership)| *membership)
-            .collect();
-        for membership in receivers {
-            let pair = self.pairs.entry((id, membership)).or_insert_with(|| Pair {
-                flow: ctx.new_flow(),
-                first: n,
-                ended: false,
-            });
-            if !pair.ended {
-                let seq = n - pair.first;
-                ctx.history()
-                    .sent(pair.flow, STREAM, Delivery::ReliableOrdered, seq);
-            }
-        }
-        let marker = if last { " last" } else { "" };
-        (format!("{me} {id} {n}{marker}"), id)
-    }
-
-    /// A line of `segment` failed: it may or may not have been said, so the
-    /// segment ends (if it is still the current one).
-    fn line_failed(&mut self, ctx: &Ctx, me: &str, segment: u64) {
-        if self.speaking.get(me).is_some_and(|s| s.id == segment) {
-            ctx.history().count("chat.failed_lines", 1);
-            self.end_segment(ctx, me, segment);
-        }
-    }
-
-    /// `me` received `said`: recorded on its flow if `me` is owed it.
-    fn delivered(&mut self, ctx: &Ctx, me: &str, said: &chat::pb::Said) {
-        let mut words = said.text.split(' ');
-        let (Some(sender), Some(segment), Some(n)) = (words.next(), words.next(), words.next())
-        else {
-            return;
-        };
-        let (Ok(segment), Ok(n)) = (segment.parse::<u64>(), n.parse::<u64>()) else {
-            return;
-        };
-        if words.next() == Some("last") {
-            self.finals
-                .entry(me.to_owned())
-                .or_default()
-                .insert(sender.to_owned());
-        }
-        let Some(Some(membership)) = self.membership.get(me).copied() else {
-            return;
-        };
-        let Some(pair) = self.pairs.get(&(segment, membership)) else {
-            return;
-        };
-        if n >= pair.first {
-            let intact = said.nick == sender && said.room == ROOM;
-            ctx.history().delivered(
-                pair.flow,
-                STREAM,
-                Delivery::ReliableOrdered,
-                n - pair.first,
-                intact,
-            );
-        }
-    }
-
-    fn all_in(&self) -> bool {
-        MEMBERS
-            .iter()
-            .all(|m| self.membership.get(*m).is_some_and(Option::is_some))
-    }
-
-    fn all_done(&self) -> bool {
-        MEMBERS.iter().all(|me| {
-            let got = self.finals.get(*me);
-            MEMBERS
-                .iter()
-                .filter(|other| *other != me)
-                .all(|other| got.is_some_and(|got| got.contains(*other)))
-        })
-    }
-}
-
 fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
 }
@@ -424,16 +254,21 @@ fn by_hand(schedule: Schedule, transport: Transport) -> Report {
 
 #[test]
 fn over_tcp_every_member_sees_every_line_in_order_through_drawn_partitions_and_server_crashes() {
-    let cases = Cases::new(Schedule::strategy(space(Transport::Tcp)), 8);
+    let cases = Cases::new(Schedule::strategy(space(Transport::Tcp)), 16);
     let summary = cases.run(|case| run(case, Transport::Tcp));
     summary.require(&["chat.rejoined", "chat.members_done"]);
 }
 
 #[test]
 fn over_udp_every_member_sees_every_line_in_order_through_drawn_loss_and_partitions() {
-    let cases = Cases::new(Schedule::strategy(space(Transport::Udp)), 8);
+    let cases = Cases::new(Schedule::strategy(space(Transport::Udp)), 16);
     let summary = cases.run(|case| run(case, Transport::Udp));
-    summary.require(&["fault.dropped", "fault.duplicated", "fault.corrupted", "chat.members_done"]);
+    summary.require(&[
+        "fault.dropped",
+        "fault.duplicated",
+        "fault.corrupted",
+        "chat.members_done",
+    ]);
 }
 
 #[test]
@@ -445,8 +280,14 @@ fn over_tcp_a_crashed_and_restarted_server_gets_every_member_back_in_the_room() 
             .heal_at(secs(2.0)),
         Transport::Tcp,
     );
-    assert!(report.counter("chat.disconnected") >= 3, "everyone lost the server");
-    assert!(report.counter("chat.rejoined") >= 3, "and everyone came back");
+    assert!(
+        report.counter("chat.disconnected") >= 3,
+        "everyone lost the server"
+    );
+    assert!(
+        report.counter("chat.rejoined") >= 3,
+        "and everyone came back"
+    );
     assert_eq!(report.counter("chat.members_done"), 3);
 }
 
@@ -493,4 +334,3 @@ fn the_same_seed_replays_the_same_run() {
     let second = run(case(), Transport::Udp).unwrap_or_else(|failure| panic!("{failure}"));
     assert_eq!(first.trace_hash, second.trace_hash);
 }
-
