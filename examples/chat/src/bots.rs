@@ -153,6 +153,7 @@ pub async fn bots<N: Net>(
         ConnectError::Connect(protowright::Error::Connect {
             addr: server,
             reason: format!("no randomness for the bots' names: {error}"),
+            unreachable: false,
         })
     })? & 0xffff;
     let tally = SharedTally::default();

@@ -189,6 +189,7 @@ impl Session {
                 ConnectError::Connect(protowright::Error::Connect {
                     addr: server,
                     reason: format!("no randomness for the session's secret: {error}"),
+                    unreachable: false,
                 })
             })?,
         };
@@ -211,6 +212,7 @@ impl Session {
                     return Err(ConnectError::Connect(protowright::Error::Connect {
                         addr: server,
                         reason: format!("joining failed: {status}"),
+                        unreachable: false,
                     }));
                 }
                 return Err(ConnectError::Refused(status));
