@@ -107,7 +107,7 @@ async fn connections_over_the_limit_are_refused_with_the_reason(transport: Trans
 }
 
 #[tokio::test]
-async fn tcp_a_client_refused_by_the_limit_gives_up_saying_why() {
+async fn tcp_a_client_refused_by_the_limit_fails_connect_saying_why() {
     let config = ServerConfig {
         max_connections: 1,
         ..ServerConfig::default()
@@ -116,35 +116,23 @@ async fn tcp_a_client_refused_by_the_limit_gives_up_saying_why() {
     let _first = Client::connect(Tokio, Transport::Tcp, addr, ClientConfig::default())
         .await
         .unwrap();
-    let mut config = ClientConfig::default();
-    config.backoff.max_attempts = Some(1);
-    // TCP connects; the server says GOAWAY with its reason and closes.
-    let second = Client::connect(Tokio, Transport::Tcp, addr, config)
+    // TCP connects, but the connect's round trip meets the server's GOAWAY
+    // (with its reason) and the close: connect fails, saying why, and does
+    // not ask whether a server listens (one did, and answered).
+    let error = Client::connect(Tokio, Transport::Tcp, addr, ClientConfig::default())
         .await
-        .unwrap();
-    let mut states = second.watch_state();
-    let wait = states.wait_for(|s| matches!(s, ConnectionState::GaveUp { .. }));
-    let state = tokio::time::timeout(Duration::from_secs(5), wait)
-        .await
-        .expect("gave up in time")
-        .unwrap()
-        .clone();
-    let ConnectionState::GaveUp { last_error } = state else {
-        unreachable!()
+        .expect_err("the server is at its limit");
+    let protowright::Error::Connect {
+        reason,
+        unreachable,
+        ..
+    } = &error
+    else {
+        panic!("{error}");
     };
-    assert!(
-        last_error.contains("at its limit of 1 connections"),
-        "{last_error}"
-    );
-    // And a call made now says so too.
-    let status = ProbeClient::new(second)
-        .echo(payload(1, 0))
-        .await
-        .unwrap_err();
-    assert!(
-        status.message().contains("at its limit of 1 connections"),
-        "{status}"
-    );
+    assert!(reason.contains("at its limit of 1 connections"), "{error}");
+    assert!(!unreachable, "{error}");
+    assert!(!error.to_string().contains("is a server listening"), "{error}");
 }
 
 on_both_transports!(

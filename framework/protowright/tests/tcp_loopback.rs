@@ -80,7 +80,8 @@ async fn many_concurrent_calls_share_one_connection() {
         "one connection carried every call"
     );
     let stats = client.stats().connection.expect("connected").session;
-    assert_eq!((stats.messages_out, stats.messages_in), (2000, 2000));
+    // Each way: the calls, and the connect's ping and its pong.
+    assert_eq!((stats.messages_out, stats.messages_in), (2001, 2001));
 }
 
 #[tokio::test]
@@ -234,8 +235,26 @@ async fn a_client_in_another_language_gets_answers() {
 /// served by `probe`.
 async fn dies_mid_call_once<L: Listener>(listener: L, probe: Probe) {
     let (mut first, _) = listener.accept().await.expect("the client connects");
-    let mut buf = [0u8; 256];
-    let _ = first.read(&mut buf).await;
+    // Answer the connect's ping, then die when the first call arrives.
+    let mut codec = protowright::codec::Delimited::default();
+    let mut buf = bytes::BytesMut::new();
+    'serving: loop {
+        if first.read_buf(&mut buf).await.unwrap_or(0) == 0 {
+            break;
+        }
+        while let Ok(Some(frame)) = codec.decode(&mut buf) {
+            let envelope = Envelope::decode(frame).expect("an envelope");
+            if envelope.kind != Kind::Ping as i32 {
+                break 'serving;
+            }
+            let pong = Envelope {
+                kind: Kind::Pong as i32,
+                call_id: envelope.call_id,
+                ..Envelope::default()
+            };
+            let _ = first.write_all(&pong.encode_length_delimited_to_vec()).await;
+        }
+    }
     drop(first);
     while let Ok((stream, peer)) = listener.accept().await {
         let service = ProbeServer::new(probe.clone());
