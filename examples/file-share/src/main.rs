@@ -197,7 +197,7 @@ async fn serve(
     running.handle.shutdown().await;
     let stats = running.stats.snapshot();
     println!(
-        "stopped: served {} chunks ({}), {} manifest pages, {} listings; refused {} calls",
+        "stopped: served {} chunks ({}); manifest pages: {}, listing pages: {}, calls refused: {}",
         stats.chunks,
         human_bytes(stats.bytes),
         stats.manifests,
@@ -216,7 +216,7 @@ async fn list(server: SocketAddr, transport: Transport) -> ExitCode {
         }
     };
     let listed = file_share::list(&FileShareClient::new(client.clone())).await;
-    client.close();
+    file_share::fetch::close(&client).await;
     let files = match listed {
         Ok(files) => files,
         Err(status) => {

@@ -17,13 +17,18 @@ const BIN: &str = env!("CARGO_BIN_EXE_file-share");
 
 /// Runs the binary with `args`, killing it after 60 s.
 fn run(args: &[&str]) -> Output {
+    run_within(args, Duration::from_secs(60))
+}
+
+/// Runs the binary with `args`, failing the test after `limit`.
+fn run_within(args: &[&str], limit: Duration) -> Output {
     let child = Command::new(BIN)
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start file-share");
-    wait(child, Duration::from_secs(60))
+    wait(child, limit)
 }
 
 fn wait(mut child: Child, limit: Duration) -> Output {
@@ -183,16 +188,20 @@ fn get_from_a_port_nothing_listens_on_fails_at_once_with_a_hint() {
         .port();
     for (transport, port) in [("tcp", tcp_port), ("udp", udp_port)] {
         let server = format!("127.0.0.1:{port}");
-        let output = run(&[
-            "get",
-            "--server",
-            &server,
-            "--transport",
-            transport,
-            "--out",
-            &out.path().display().to_string(),
-            "a.txt",
-        ]);
+        let output = run_within(
+            &[
+                "get",
+                "--server",
+                &server,
+                "--transport",
+                transport,
+                "--out",
+                &out.path().display().to_string(),
+                "a.txt",
+            ],
+            // Refused at once, well inside the 5 s connect timeout.
+            Duration::from_secs(4),
+        );
         let stderr = text(&output.stderr);
         assert_eq!(output.status.code(), Some(3), "{transport}: {stderr}");
         assert!(

@@ -9,13 +9,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use common::{
-    CHUNK, Gate, Liar, Recorder, files_under, get_config, pattern, serve, serve_wrapped,
+    CHUNK, Gate, Liar, Meter, Recorder, files_under, get_config, pattern, serve, serve_wrapped,
     write_files,
 };
 use file_share::digest::sha256;
 use file_share::fetch::MAX_BAD_CHUNK;
 use file_share::pb::{ChunkRequest, FileShare as _, FileShareClient, ManifestRequest};
-use file_share::{FetchError, Share, Summary, get};
+use file_share::{FetchError, GetConfig, Share, Summary, get};
 use protowright::net::Tokio;
 use protowright::rpc::Code;
 use protowright::{Client, ClientConfig, Transport};
@@ -39,6 +39,7 @@ macro_rules! both_transports {
 
 both_transports!(
     several_files_arrive_at_once_byte_identical,
+    chunk_calls_are_pipelined_up_to_the_window_and_no_further,
     the_listing_shows_each_files_name_size_and_hash,
     a_missing_file_fails_not_found_and_the_others_still_arrive,
     names_leading_out_of_the_share_are_refused_by_the_server,
@@ -124,6 +125,42 @@ async fn several_files_arrive_at_once_byte_identical(transport: Transport) {
         .map(|f| f.result.as_ref().map_or(0, |f| f.chunks_fetched))
         .sum();
     assert_eq!(fetched, 23, "{summary}");
+}
+
+async fn chunk_calls_are_pipelined_up_to_the_window_and_no_further(transport: Transport) {
+    let share = tempfile::tempdir().expect("share dir");
+    let (a, b) = (
+        pattern(16 * CHUNK as usize, 1),
+        pattern(16 * CHUNK as usize, 2),
+    );
+    write_files(share.path(), &[("a.bin", &a), ("b.bin", &b)]);
+    let meter = Arc::new(Meter::new(share.path()));
+    let addr = serve_wrapped(transport, Arc::clone(&meter)).await;
+    let out = tempfile::tempdir().expect("out dir");
+    let config = GetConfig {
+        window: 4,
+        per_file: 3,
+        ..get_config()
+    };
+    let wanted = names(&["a.bin", "b.bin"]);
+    let summary = get(
+        Tokio,
+        transport,
+        addr,
+        &wanted,
+        out.path(),
+        config,
+        Recorder::new(),
+    )
+    .await
+    .expect("connect");
+
+    assert_verified(&summary);
+    // Several chunk calls were in flight at once (not one round trip per
+    // chunk), and never more than the client-wide window: 4 chunks of
+    // 64 KiB is all the chunk data this client held.
+    assert_eq!(meter.most.load(Ordering::SeqCst), 4);
+    assert!(std::fs::read(out.path().join("b.bin")).expect("read") == b);
 }
 
 async fn the_listing_shows_each_files_name_size_and_hash(transport: Transport) {

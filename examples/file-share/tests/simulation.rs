@@ -1,10 +1,11 @@
-//! A deterministic simulation (protowright-sim): a 4 MiB file arrives
+//! A simulation (protowright-sim, seeded): a 4 MiB file arrives
 //! byte-identical over reliable UDP through 10% loss, a partition in the
 //! middle of the transfer and a crash and restart of the server, whose
 //! shared directory is a real temporary directory that outlives the crash.
 //! Every call is recorded and judged by `check::calls()`: each ends in its
 //! own response or a typed error, never past its deadline, and calls after
-//! the heal succeed.
+//! the heal succeed. (The same seed does not yet replay the exact same
+//! history after the restart: see the ignored test at the end.)
 
 mod common;
 
@@ -24,7 +25,6 @@ use file_share::{Event, GetConfig, Progress, ShareConfig, Summary};
 use prost::Message as _;
 use protowright::rpc::{CallOptions, Channel, Status};
 use protowright::{Client, Method, Transport};
-use protowright_sim::fault::Bandwidth;
 use protowright_sim::history::Observation;
 use protowright_sim::{
     Ctx, Event as Fault, Faults, History, HostResult, Schedule, Sim, check, defaults,
@@ -34,6 +34,10 @@ const PORT: u16 = 9000;
 const LEN: usize = 4 << 20;
 const SEED: u64 = 11;
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One way: with a window of two 64 KiB chunk calls, the transfer then
+/// lasts long enough to be cut twice.
+const LATENCY: Duration = Duration::from_millis(50);
 
 const PARTITION: Duration = Duration::from_millis(1000);
 const REPAIR: Duration = Duration::from_millis(2000);
@@ -125,8 +129,8 @@ async fn client(ctx: Ctx, out: PathBuf, summary: Rc<RefCell<Option<Summary>>>) -
     let share = FileShareClient::new(recorded).with_timeout(CALL_TIMEOUT);
     let config = GetConfig {
         retry_for: Duration::from_secs(30),
-        window: 4,
-        per_file: 4,
+        window: 2,
+        per_file: 2,
         parallel: 1,
         call_timeout: CALL_TIMEOUT,
         client: defaults::client(),
@@ -147,23 +151,23 @@ fn times_of(history: &[protowright_sim::history::Entry], counter: &str) -> Vec<D
         .collect()
 }
 
-#[test]
-fn four_mebibytes_arrive_through_loss_a_partition_and_a_server_crash() {
+/// A finished run: its report, the client's summary, and the bytes it
+/// downloaded.
+struct Run {
+    report: protowright_sim::Report,
+    summary: Summary,
+    downloaded: Vec<u8>,
+    left_in_out: Vec<String>,
+}
+
+/// Shares `data` as `big.bin` and downloads it in a simulation seeded with
+/// `seed`, under the schedule above.
+fn simulate(seed: u64, data: &[u8]) -> Run {
     let share = tempfile::tempdir().expect("share dir");
-    let data = pattern(LEN, 4);
-    write_files(share.path(), &[("big.bin", &data)]);
+    write_files(share.path(), &[("big.bin", data)]);
     let out = tempfile::tempdir().expect("out dir");
-    let faults = Faults {
-        loss: 0.1,
-        // A 1 MB/s path, so the transfer lasts long enough to be cut twice.
-        bandwidth: Some(Bandwidth {
-            bytes_per_second: 1_000_000,
-            queue_bytes: 256 * 1024,
-        }),
-        ..Faults::none()
-    };
     let schedule = Schedule::none()
-        .with_faults(faults)
+        .with_faults(Faults::loss(0.1))
         .at(PARTITION, Fault::partition("client", "server"))
         .at(REPAIR, Fault::repair("client", "server"))
         .at(CRASH, Fault::crash("server"))
@@ -175,26 +179,41 @@ fn four_mebibytes_arrive_through_loss_a_partition_and_a_server_crash() {
         out.path().to_owned(),
         Rc::clone(&summary),
     );
-    let report = Sim::new(SEED)
+    let report = Sim::new(seed)
         .schedule(schedule)
+        .latency(LATENCY)
         .limit(Duration::from_secs(120))
         .host("server", move |ctx| server(ctx, dir.clone()))
         .client("client", move |ctx| client(ctx, out_dir, slot))
         .check(check::calls())
         .run()
         .unwrap_or_else(|failure| panic!("{failure}"));
-
     let summary = summary.borrow_mut().take().expect("the client finished");
+    Run {
+        report,
+        summary,
+        downloaded: std::fs::read(out.path().join("big.bin")).unwrap_or_default(),
+        left_in_out: files_under(out.path()),
+    }
+}
+
+#[test]
+fn four_mebibytes_arrive_through_loss_a_partition_and_a_server_crash() {
+    let data = pattern(LEN, 4);
+    let Run {
+        report,
+        summary,
+        downloaded,
+        left_in_out,
+    } = simulate(SEED, &data);
+
     let failures: Vec<String> = summary
         .failures()
         .map(|(n, e)| format!("{n}: {e}"))
         .collect();
     assert!(summary.all_verified(), "{summary}: {failures:?}");
-    assert!(
-        std::fs::read(out.path().join("big.bin")).expect("read") == data,
-        "not byte-identical"
-    );
-    assert_eq!(files_under(out.path()), ["big.bin"]);
+    assert!(downloaded == data, "not byte-identical");
+    assert_eq!(left_in_out, ["big.bin"]);
 
     // The faults fired, in the middle of the transfer.
     assert!(report.faults.lost > 0, "{:?}", report.faults);
@@ -220,5 +239,31 @@ fn four_mebibytes_arrive_through_loss_a_partition_and_a_server_crash() {
     assert!(
         chunks.iter().any(|at| *at > RESTART),
         "and after the restart"
+    );
+}
+
+/// Known to fail: protowright's `Client` waits for a reconnect on tokio
+/// `watch` channels, whose waiters tokio spreads over eight wake-up lists
+/// chosen by its own unseeded random generator; calls waiting together
+/// for the reconnect after the server's restart then resume in an order
+/// that differs from run to run, and so does the trace. Reported to the
+/// framework's owner; run with `--ignored` to reproduce.
+#[test]
+#[ignore = "protowright's Client resumes calls waiting for a reconnect in a random order"]
+fn the_same_seed_replays_the_same_run() {
+    let data = pattern(LEN, 4);
+    let first = simulate(SEED, &data).report;
+    let second = simulate(SEED, &data).report;
+    let diverged = first
+        .history
+        .iter()
+        .zip(&second.history)
+        .find(|(a, b)| a != b)
+        .map(|(a, b)| format!("first difference:\n  {a}\n  {b}"));
+    assert_eq!(
+        first.trace_hash,
+        second.trace_hash,
+        "seed {SEED} did not replay the same history; {}",
+        diverged.unwrap_or_default()
     );
 }

@@ -67,11 +67,21 @@ impl fmt::Display for Summary {
         let reused: u64 = self.fetched().map(|file| file.chunks_reused).sum();
         write!(
             f,
-            "{verified} of {} files verified ({}; {fetched} chunks fetched, {reused} reused from partial downloads) in {:.2}s",
-            self.files.len(),
+            "{verified} of {} verified ({}; {} fetched, {reused} reused from partial downloads) in {:.2}s",
+            count(self.files.len() as u64, "file"),
             human_bytes(bytes),
+            count(fetched, "chunk"),
             self.elapsed.as_secs_f64()
         )
+    }
+}
+
+/// `n` `thing`s, in the singular for one.
+fn count(n: u64, thing: &str) -> String {
+    if n == 1 {
+        format!("1 {thing}")
+    } else {
+        format!("{n} {thing}s")
     }
 }
 

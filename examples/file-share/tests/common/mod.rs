@@ -249,3 +249,40 @@ pub fn files_under(dir: &Path) -> Vec<String> {
     found.sort();
     found
 }
+
+/// A share that takes a while over each chunk and counts how many chunk
+/// calls it is serving at once.
+pub struct Meter {
+    pub inner: Share,
+    pub in_progress: std::sync::atomic::AtomicUsize,
+    pub most: std::sync::atomic::AtomicUsize,
+}
+
+impl Meter {
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            inner: Share::new(dir, &share_config()).expect("share"),
+            in_progress: Default::default(),
+            most: Default::default(),
+        }
+    }
+}
+
+impl FileShare for Meter {
+    async fn list(&self, request: ListRequest) -> Result<ListReply, Status> {
+        self.inner.list(request).await
+    }
+
+    async fn get_manifest(&self, request: ManifestRequest) -> Result<Manifest, Status> {
+        self.inner.get_manifest(request).await
+    }
+
+    async fn read_chunk(&self, request: ChunkRequest) -> Result<Chunk, Status> {
+        let now = self.in_progress.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let chunk = self.inner.read_chunk(request).await;
+        self.in_progress.fetch_sub(1, Ordering::SeqCst);
+        chunk
+    }
+}
