@@ -182,3 +182,64 @@ mod by_hand {
         assert!(flows >= 2, "the restarted client opened a new connection");
     }
 }
+
+mod handshake {
+    //! The first connect through steady loss: a lost handshake packet is
+    //! resent by the transport's own timers, so a client connects on its
+    //! first try (`Client::connect` fails fast otherwise).
+
+    use std::time::Duration;
+
+    use protowright::{Client, Transport};
+    use protowright_sim::{Faults, Schedule, Sim, defaults};
+    use protowright_testing::Probe;
+    use protowright_testing::pb::{Payload, Probe as _, ProbeClient, ProbeServer};
+
+    /// How long a first connect may take through 10% loss: the handshake's
+    /// round trip and a resend or two at the probe timeout, not a hello
+    /// backoff of seconds.
+    const PROMPT: Duration = Duration::from_millis(900);
+
+    #[test]
+    fn every_client_connects_promptly_through_ten_percent_loss() {
+        let mut slowest = Duration::ZERO;
+        for seed in 1..=40 {
+            let schedule = Schedule::none()
+                .with_faults(Faults::loss(0.1))
+                .heal_at(Duration::from_secs(10));
+            Sim::new(seed)
+                .schedule(schedule)
+                .host("server", |ctx| async move {
+                    let server = ctx.server(Transport::Udp, 9000).await?;
+                    server.serve(ProbeServer::new(Probe::default())).await;
+                    Ok(())
+                })
+                .client("client", |ctx| async move {
+                    let server = ctx.addr("server", 9000);
+                    let started = ctx.now();
+                    let client =
+                        Client::connect(ctx.net(), Transport::Udp, server, defaults::client())
+                            .await?;
+                    ctx.history()
+                        .count("connect_micros", (ctx.now() - started).as_micros() as u64);
+                    ProbeClient::new(client.clone())
+                        .echo(Payload::default())
+                        .await?;
+                    client.close();
+                    client.closed().await;
+                    Ok(())
+                })
+                .run()
+                .map(|report| {
+                    let took = Duration::from_micros(report.counter("connect_micros"));
+                    slowest = slowest.max(took);
+                    assert!(
+                        took < PROMPT,
+                        "seed {seed}: the first connect took {took:?}"
+                    );
+                })
+                .unwrap_or_else(|failure| panic!("{failure}"));
+        }
+        eprintln!("the slowest first connect took {slowest:?}");
+    }
+}

@@ -13,7 +13,7 @@
 //! | --- | --- | --- |
 //! | heartbeat / dead peer (TCP sessions) | 5 s / 15 s | 250 ms / 1 s |
 //! | default call timeout | 30 s | 2 s |
-//! | connect timeout | 5 s | 1 s |
+//! | connect timeout | 5 s | 2 s |
 //! | reconnect backoff | 100 ms .. 10 s | 50 ms .. 500 ms |
 //! | UDP keepalive / idle timeout | 5 s / 15 s | 250 ms / 2 s |
 //! | UDP handshake timeout | 10 s | 2 s |
@@ -58,7 +58,7 @@ pub fn client() -> ClientConfig {
     ClientConfig {
         session: session(),
         udp: udp(),
-        connect_timeout: Duration::from_secs(1),
+        connect_timeout: Duration::from_secs(2),
         backoff: Backoff {
             initial: Duration::from_millis(50),
             max: Duration::from_millis(500),

@@ -132,7 +132,10 @@ async fn tcp_a_client_refused_by_the_limit_fails_connect_saying_why() {
     };
     assert!(reason.contains("at its limit of 1 connections"), "{error}");
     assert!(!unreachable, "{error}");
-    assert!(!error.to_string().contains("is a server listening"), "{error}");
+    assert!(
+        !error.to_string().contains("is a server listening"),
+        "{error}"
+    );
 }
 
 on_both_transports!(

@@ -252,7 +252,9 @@ async fn dies_mid_call_once<L: Listener>(listener: L, probe: Probe) {
                 call_id: envelope.call_id,
                 ..Envelope::default()
             };
-            let _ = first.write_all(&pong.encode_length_delimited_to_vec()).await;
+            let _ = first
+                .write_all(&pong.encode_length_delimited_to_vec())
+                .await;
         }
     }
     drop(first);

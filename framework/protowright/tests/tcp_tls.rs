@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use protowright::net::Tokio;
-use protowright::rpc::Code;
 use protowright::tcp::tls::Tls;
 use protowright::{
     Client, ClientConfig, Connection, Error, Server, ServerConfig, ServerHandle, Transport,

@@ -123,6 +123,33 @@ pub trait {name}: ::core::marker::Send + ::core::marker::Sync + 'static {{
         );
     }
     buf.push_str("}\n");
+    shared_impl(service, runtime, buf);
+}
+
+/// `impl Foo for Arc<T: Foo>`, so a shared implementation serves (and is
+/// called) as it is.
+fn shared_impl(service: &Service, runtime: &str, buf: &mut String) {
+    let name = &service.name;
+    let mut methods = String::new();
+    for method in &service.methods {
+        let _ = write!(
+            methods,
+            r#"
+    fn {rust}(&self, request: {input}) -> impl ::core::future::Future<Output = {result}> + ::core::marker::Send {{
+        (**self).{rust}(request)
+    }}
+"#,
+            rust = method.name,
+            input = method.input_type,
+            result = result_type(method, runtime),
+        );
+    }
+    let _ = write!(
+        buf,
+        r#"
+impl<T: {name}> {name} for ::std::sync::Arc<T> {{{methods}}}
+"#
+    );
 }
 
 fn server(service: &Service, infos: &[(MethodModel, &Method)], runtime: &str, buf: &mut String) {

@@ -20,6 +20,11 @@ pub struct FaultControl {
 
 #[derive(Debug)]
 struct State {
+    /// The links' clock: a fixed instant plus the simulated time elapsed
+    /// (or, on real sockets, tokio's clock), so link state made before a
+    /// host restarted (whose new runtime has a clock of its own) stays
+    /// comparable with what comes after.
+    base: std::time::Instant,
     seed: u64,
     /// The faults of every path without an override.
     everywhere: Faults,
@@ -35,6 +40,7 @@ impl FaultControl {
     pub fn new(seed: u64) -> Self {
         Self {
             state: Arc::new(Mutex::new(State {
+                base: std::time::Instant::now(),
                 seed,
                 everywhere: Faults::none(),
                 between: BTreeMap::new(),
@@ -83,6 +89,15 @@ impl FaultControl {
             total.add(&link.counters());
         }
         total
+    }
+
+    /// Now on the links' clock: the simulated time elapsed in a
+    /// simulation, tokio's clock elsewhere.
+    fn link_now(&self, now: tokio::time::Instant) -> std::time::Instant {
+        match turmoil::sim_elapsed() {
+            Some(elapsed) => self.lock().base + elapsed,
+            None => now.into_std(),
+        }
     }
 
     /// Passes one datagram from `from` to `to` through its path.
@@ -231,11 +246,12 @@ pub struct FaultyDatagram<D> {
 impl<D: Datagram> Datagram for FaultyDatagram<D> {
     async fn send_to(&self, datagram: &[u8], target: SocketAddr) -> io::Result<usize> {
         let now = tokio::time::Instant::now();
-        let transmission =
-            self.control
-                .transmit(self.local, target, now.into_std(), datagram.to_vec());
+        let link_now = self.control.link_now(now);
+        let transmission = self
+            .control
+            .transmit(self.local, target, link_now, datagram.to_vec());
         for (at, bytes) in transmission.copies {
-            let at = tokio::time::Instant::from_std(at);
+            let at = now + at.saturating_duration_since(link_now);
             if at <= now {
                 // Lost datagrams are the protocol's business: only say so.
                 if let Err(error) = self.inner.send_to(&bytes, target).await {

@@ -107,10 +107,13 @@ impl<N: Net> Dialer<N> {
         }
     }
 
-    /// Lets go of the transport (a UDP client's endpoint is shut down).
-    pub(super) fn close(&self) {
+    /// Lets go of the transport: a UDP client's endpoint is shut down and
+    /// given up to two seconds to resend its closes across their drain.
+    pub(super) async fn close(&self) {
         if let Self::Udp(endpoint) = self {
             endpoint.shutdown();
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_secs(2), endpoint.wait_idle()).await;
         }
     }
 }

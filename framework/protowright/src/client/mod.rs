@@ -167,7 +167,7 @@ impl Client {
         let first = match first {
             Ok(connection) => connection,
             Err(failure) => {
-                dialer.close();
+                dialer.close().await;
                 return Err(Error::Connect {
                     addr: server,
                     reason: failure.reason,
@@ -226,10 +226,22 @@ impl Client {
         }
     }
 
-    /// Stops reconnecting and closes the connection. Waiting calls fail
-    /// with `UNAVAILABLE`.
+    /// Stops reconnecting and closes the connection: what was queued is
+    /// sent first. Waiting calls fail with `UNAVAILABLE`. Returns at once;
+    /// [`closed`](Self::closed) waits for the close to be done.
     pub fn close(&self) {
         self.inner.close.notify_one();
+    }
+
+    /// Waits until the client has stopped: closed (and its connection's
+    /// close sent — on reliable UDP, resent across its drain, up to two
+    /// seconds — so a process may exit right after), or given up. Call
+    /// [`close`](Self::close) first to stop it.
+    pub async fn closed(&self) {
+        let mut states = self.inner.state.subscribe();
+        let _ = states
+            .wait_for(|s| matches!(s, ConnectionState::Closed | ConnectionState::GaveUp { .. }))
+            .await;
     }
 
     /// The live connection, waiting for one (while reconnecting) up to the
@@ -412,10 +424,10 @@ async fn supervise<N: Net, S: Service>(
                 Some(lost) if !inner.config.reconnect => {
                     // A connection whose state cannot outlive it (a game
                     // seat): the client ends with it.
+                    dialer.close().await;
                     inner
                         .state
                         .send_replace(ConnectionState::GaveUp { last_error: lost });
-                    dialer.close();
                     return;
                 }
                 Some(lost) => lost,
@@ -439,10 +451,10 @@ async fn supervise<N: Net, S: Service>(
         };
         let Some(delay) = schedule.next_delay(Instant::now()) else {
             tracing::warn!(server = %inner.server, %last_error, "giving up on connecting");
+            dialer.close().await;
             inner
                 .state
                 .send_replace(ConnectionState::GaveUp { last_error });
-            dialer.close();
             return;
         };
         tracing::debug!(server = %inner.server, %last_error, ?delay, "reconnecting after a delay");
@@ -456,8 +468,8 @@ async fn supervise<N: Net, S: Service>(
             () = tokio::time::sleep(delay) => {}
         }
     }
+    dialer.close().await;
     inner.state.send_replace(ConnectionState::Closed);
-    dialer.close();
 }
 
 /// Publishes `connection` and waits until it ends. Returns why it was
@@ -473,7 +485,9 @@ async fn serve(connection: Connection, inner: &Inner) -> Option<String> {
     inner.connection.send_replace(None);
     match outcome {
         None => {
+            // Closing: what was queued goes first, then the close.
             connection.close();
+            let _ = tokio::time::timeout(CLOSE_WAIT, connection.closed()).await;
             None
         }
         // Closed cleanly, maybe with the server's reason (a GOAWAY saying
@@ -482,6 +496,11 @@ async fn serve(connection: Connection, inner: &Inner) -> Option<String> {
         Some(Err(error)) => Some(error.to_string()),
     }
 }
+
+/// How long a closing client waits for its connection to finish closing
+/// (queued messages out, the close sent and, on reliable UDP, resent across
+/// its drain) before it counts as closed anyway.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// When a wait of `timeout` from now ends; `None` for no timeout, or one too
 /// long to represent (which is the same in practice).

@@ -92,6 +92,22 @@ impl Status {
         unavailable => Unavailable;
         /// A failure that fits no other code.
         unknown => Unknown;
+        /// What the request names does not exist.
+        not_found => NotFound;
+        /// What the request would create exists already.
+        already_exists => AlreadyExists;
+        /// The caller may not do this.
+        permission_denied => PermissionDenied;
+        /// The system is not in the state the call needs.
+        failed_precondition => FailedPrecondition;
+        /// The call was aborted by a conflict (retry at a higher level).
+        aborted => Aborted;
+        /// A value is past the valid range.
+        out_of_range => OutOfRange;
+        /// Data was lost or corrupted beyond recovery.
+        data_loss => DataLoss;
+        /// The caller did not prove who it is.
+        unauthenticated => Unauthenticated;
     }
 
     /// Converts to the wire form.

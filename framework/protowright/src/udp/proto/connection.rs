@@ -1000,6 +1000,16 @@ impl Connection {
         Some(last + self.rtt.pto(self.config.max_ack_delay) * backoff)
     }
 
+    /// Whether the keepalive timer runs: on an established connection with
+    /// nothing ack-eliciting awaiting its ack. While something is, the
+    /// probe timeout is what keeps the connection alive (RFC 9002 §6.2):
+    /// a keepalive ping would re-arm it every time and keep it from ever
+    /// firing, so data whose packet was lost (a server's Welcome whose
+    /// client never acks) would not be resent until the peer spoke again.
+    fn is_keepalive_armed(&self) -> bool {
+        self.state == State::Established && !self.ping_pending && self.pto_deadline().is_none()
+    }
+
     /// When [`handle_timeout`](Self::handle_timeout) must next run.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut earliest: Option<Instant> = None;
@@ -1028,7 +1038,7 @@ impl Connection {
         }
         consider(self.loss_time.or_else(|| self.pto_deadline()));
         consider(Some(self.last_received + self.config.idle_timeout));
-        if self.state == State::Established && !self.ping_pending {
+        if self.is_keepalive_armed() {
             let since = self.last_eliciting_sent.unwrap_or(self.last_received);
             consider(Some(since + self.config.keepalive_interval));
         }
@@ -1077,7 +1087,7 @@ impl Connection {
         if self.pacing_until.is_some_and(|until| now >= until) {
             self.pacing_until = None;
         }
-        if self.state == State::Established {
+        if self.is_keepalive_armed() {
             let since = self.last_eliciting_sent.unwrap_or(self.last_received);
             if now >= since + self.config.keepalive_interval {
                 self.ping_pending = true;
