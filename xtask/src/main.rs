@@ -1,6 +1,7 @@
 //! `cargo xtask`: protowright's developer commands.
 //!
-//! - `demo`: runs the end-to-end demo (the greeter example).
+//! - `demo`: runs the end-to-end tour (`examples/demo`): chat, a game and
+//!   a file download over both transports, clean and through injected loss.
 //! - `test [ARGS...]`: runs the whole test suite, every feature on
 //!   (`cargo test --workspace --all-features`).
 //! - `codegen [--check]`: regenerates the runtime's checked-in wire types
@@ -26,7 +27,8 @@ mod netem;
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  demo               run the end-to-end demo (examples/greeter)
+  demo               the end-to-end tour: chat, game and file sharing over
+                     TCP and reliable UDP, clean and through loss (examples/demo)
   test [ARGS...]     run the whole test suite; ARGS go to `cargo test`
   codegen [--check]  regenerate framework/protowright/src/v1/generated.rs
                      (--check: fail if it is out of date instead)
@@ -56,7 +58,7 @@ fn run(args: Vec<String>) -> Result<()> {
         return Ok(());
     };
     match command.as_str() {
-        "demo" => cargo(&["run", "--quiet", "--package", "greeter"], rest),
+        "demo" => cargo(&["run", "--quiet", "--package", "demo"], rest),
         "test" => cargo(&["test", "--workspace", "--all-features"], rest),
         "codegen" => codegen(rest),
         "bench" => bench::run(&workspace_root(), &bench::Options::parse(rest)?),

@@ -26,7 +26,7 @@ use protowright::net::Tokio;
 use protowright::{Client, ClientConfig, Transport};
 
 /// The port the commands default to, on loopback.
-const DEFAULT_ADDR: &str = "127.0.0.1:7400";
+const DEFAULT_ADDR: &str = "127.0.0.1:7500";
 
 /// Share files over TCP or reliable UDP: chunked, SHA-256-verified,
 /// resumable downloads.

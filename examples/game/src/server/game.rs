@@ -132,6 +132,11 @@ impl GameServer {
         self.handle.stats()
     }
 
+    /// The transport-level handle (live connections and their counters).
+    pub fn handle(&self) -> &protowright::ServerHandle {
+        &self.handle
+    }
+
     /// Stops the game gracefully: the world stops ticking, every player's
     /// queued events are sent, then the server shuts down (GOAWAY, calls
     /// finish, connections close).
