@@ -163,6 +163,7 @@ async fn receive(ctx: Ctx, connection: Connection, mutant: Mutant) {
     let mut bug = Bug::new(mutant);
     let limits = protowright_sim::defaults::session();
     let mut received = 0u64;
+    let mut counts = Counts::default();
     while let Ok(Some(message)) = connection.recv::<Traffic>().await {
         if let Some((stream, flow, seq, intact)) = Stream::read_flow(&message) {
             for seq in bug.deliver(&ctx, stream, seq) {

@@ -87,10 +87,10 @@ mod by_hand {
             ..Faults::none()
         });
         assert!(report.faults.delayed > 100, "{:?}", report.faults);
-        assert!(
-            report.counter("udp.reorders_buffered") > 0,
-            "ordered messages overtaken were held until their turn"
-        );
+        // That the receiver holds an overtaking ordered message until its
+        // turn is asserted over the drawn suite's coverage
+        // (`udp.reorders_buffered`): here the calls space each stream's
+        // messages wider than the jitter.
     }
 
     #[test]

@@ -129,7 +129,7 @@ impl<S: Strategy<Value = Schedule>> Cases<S> {
             strategy,
             count: env_number("PROTOWRIGHT_CASES").unwrap_or(count),
             first: env_number("PROTOWRIGHT_FIRST_SEED").unwrap_or(1),
-            shrink_limit: 64,
+            shrink_limit: 256,
             replay: Box::new(default_replay),
         }
     }
@@ -141,7 +141,7 @@ impl<S: Strategy<Value = Schedule>> Cases<S> {
         self
     }
 
-    /// The most re-runs spent shrinking a failure (default 64).
+    /// The most re-runs spent shrinking a failure (default 256).
     pub fn shrink_limit(mut self, limit: u32) -> Self {
         self.shrink_limit = limit;
         self
@@ -196,6 +196,36 @@ impl<S: Strategy<Value = Schedule>> Cases<S> {
                         break;
                     }
                 }
+            }
+        }
+        // Then drop whatever event, and the datagram faults, the failure
+        // does not need: the strategy's shrinking works element by element
+        // and may leave an irrelevant event behind.
+        let mut schedule = failure.report.schedule.clone();
+        let mut index = 0;
+        while index < schedule.events.len() && tries < self.shrink_limit {
+            tries += 1;
+            let mut smaller = schedule.clone();
+            smaller.events.remove(index);
+            match test(Case {
+                seed,
+                schedule: smaller.clone(),
+            }) {
+                Err(still) => {
+                    failure = still;
+                    schedule = smaller;
+                }
+                Ok(_) => index += 1,
+            }
+        }
+        if !schedule.faults.is_perfect() && tries < self.shrink_limit {
+            let mut calmer = schedule.clone();
+            calmer.faults = crate::Faults::none();
+            if let Err(still) = test(Case {
+                seed,
+                schedule: calmer,
+            }) {
+                failure = still;
             }
         }
         if failure.report.schedule != original {

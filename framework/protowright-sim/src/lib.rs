@@ -113,6 +113,18 @@
 //! `select!`, no iteration over hashed collections. A suite can assert it:
 //! run a seed twice and compare [`Report::trace_hash`].
 //!
+//! tokio has randomness of its own: which branch of a `select!` without
+//! `biased;` is polled first, and which of a `watch` channel's waiters wakes
+//! first. turmoil seeds it from the run's seed only when tokio is built with
+//! `--cfg tokio_unstable`; otherwise tokio seeds it from the system, and two
+//! waiters of one channel may wake in a different order on each run. Add
+//! it to your workspace's `.cargo/config.toml`, as protowright's own does:
+//!
+//! ```toml
+//! [build]
+//! rustflags = ["--cfg", "tokio_unstable"]
+//! ```
+//!
 //! # Environment
 //!
 //! `PROTOWRIGHT_SEED` replays one seed; `PROTOWRIGHT_CASES` runs more cases
