@@ -171,7 +171,7 @@ async fn receive(ctx: Ctx, connection: Connection, mutant: Mutant) {
             }
         }
         received += 1;
-        if received % 32 == 0 {
+        if received % 16 == 0 {
             // The connection's queues stay within their configured bounds.
             let session = connection.stats().session;
             history.gauge(
@@ -184,13 +184,10 @@ async fn receive(ctx: Ctx, connection: Connection, mutant: Mutant) {
                 session.queue_depth as u64,
                 limits.outgoing_queue as u64,
             );
+            counts.record(&ctx, &connection);
         }
     }
-    if let Some(udp) = connection.stats().udp {
-        history.count("udp.duplicates_dropped", udp.duplicates);
-        history.count("udp.reorders_buffered", udp.early_buffered);
-        history.count("udp.unreliable_dropped", udp.unreliable_dropped);
-    }
+    counts.record(&ctx, &connection);
 }
 
 /// The receiving side's deliberate bugs.
@@ -316,28 +313,40 @@ async fn call(ctx: &Ctx, probe: &ProbeClient<Client>, id: u64, mutant: Mutant) {
     record.outcome(&result, |reply| reply.id == id);
 }
 
-/// The sending side's transport counts, the proof recovery ran: recorded
-/// as they grow, since a connection that fails is soon forgotten with its
+/// A connection's transport counts, the proof recovery ran: recorded as
+/// they grow, since a connection that ends is soon forgotten with its
 /// counters.
 #[derive(Debug, Default)]
 struct Counts {
-    retransmitted: u64,
-    lost: u64,
+    seen: [u64; 5],
 }
 
 impl Counts {
+    const NAMES: [&'static str; 5] = [
+        "udp.retransmitted",
+        "udp.packets_lost",
+        "udp.duplicates_dropped",
+        "udp.reorders_buffered",
+        "udp.unreliable_dropped",
+    ];
+
     fn record(&mut self, ctx: &Ctx, connection: &Connection) {
         let Some(udp) = connection.stats().udp else {
             return;
         };
-        let history = ctx.history();
-        history.count(
-            "udp.retransmitted",
-            udp.packets_retransmitted - self.retransmitted,
-        );
-        history.count("udp.packets_lost", udp.packets_lost - self.lost);
-        self.retransmitted = udp.packets_retransmitted;
-        self.lost = udp.packets_lost;
+        let now = [
+            udp.packets_retransmitted,
+            udp.packets_lost,
+            udp.duplicates,
+            udp.early_buffered,
+            udp.unreliable_dropped,
+        ];
+        for ((name, now), seen) in Self::NAMES.iter().zip(now).zip(&mut self.seen) {
+            if now > *seen {
+                ctx.history().count(name, now - *seen);
+                *seen = now;
+            }
+        }
     }
 }
 

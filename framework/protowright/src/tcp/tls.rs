@@ -1,9 +1,9 @@
 //! TLS for the TCP transport (cargo feature `tls`).
 //!
 //! [`Tls`] wraps any [`Net`] and encrypts its streams with rustls, so a
-//! [`Server`](super::Server) or [`Client`](super::Client) gets TLS by being
-//! given `Tls::server(...)` or `Tls::client(...)` instead of the plain
-//! network. A server's handshake runs lazily on the connection's own task,
+//! [`Server`](crate::Server) or [`Client`](crate::Client) on
+//! [`Transport::Tcp`](crate::Transport::Tcp) gets TLS by being given
+//! `Tls::server(...)` or `Tls::client(...)` instead of the plain network. A server's handshake runs lazily on the connection's own task,
 //! so a slow or hostile handshake never holds up the accept loop, and the
 //! session's dead-peer bound limits how long it may take.
 
