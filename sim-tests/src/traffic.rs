@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use protowright::{Client, Connection, Transport};
+use protowright::{Client, Connection, ConnectionState, Transport};
 use protowright_sim::check;
 use protowright_sim::{Case, Ctx, Failure, HostResult, Report, Sim, Space};
 use protowright_testing::pb::{Payload, Probe as _, ProbeClient, ProbeServer, Traffic};
@@ -244,6 +244,14 @@ async fn client(ctx: Ctx, transport: Transport, mutant: Mutant) -> HostResult {
     let mut n = 0u64;
     while ctx.now() < stop_at {
         let Ok(connection) = client.connection().await else {
+            if matches!(
+                client.state(),
+                ConnectionState::GaveUp { .. } | ConnectionState::Closed
+            ) {
+                break;
+            }
+            // Not connected yet: try again later, without spinning.
+            tokio::time::sleep(PACE).await;
             continue;
         };
         let flow = ctx.new_flow();
@@ -268,6 +276,7 @@ async fn client(ctx: Ctx, transport: Transport, mutant: Mutant) -> HostResult {
             n += 1;
             if n % 16 == 0 {
                 counts.record(&ctx, &connection);
+                send_buffer_gauge(&ctx, &connection);
             }
             if n % 4 == 0 {
                 call(&ctx, &probe, n, mutant).await;
@@ -287,6 +296,18 @@ async fn client(ctx: Ctx, transport: Transport, mutant: Mutant) -> HostResult {
         .count("client.reconnects", client.stats().reconnects);
     client.close();
     Ok(())
+}
+
+/// The reliable-UDP send buffer stays within its configured size, however
+/// much is lost and resent.
+fn send_buffer_gauge(ctx: &Ctx, connection: &Connection) {
+    if let Some(udp) = connection.stats().udp {
+        ctx.history().gauge(
+            "client.udp_send_buffer",
+            udp.queues.bytes,
+            protowright_sim::defaults::udp().send_buffer,
+        );
+    }
 }
 
 /// When the client stops sending: a second after liveness is due.

@@ -152,7 +152,16 @@ impl fmt::Display for Entry {
 /// The log of one run. Cheap to clone; clones write to the same log.
 #[derive(Debug, Clone, Default)]
 pub struct History {
-    entries: Arc<Mutex<Vec<Entry>>>,
+    log: Arc<Mutex<Log>>,
+}
+
+/// The entries, and the ids handed out so far (kept under the same lock,
+/// so two hosts starting flows at once never get the same id).
+#[derive(Debug, Default)]
+struct Log {
+    entries: Vec<Entry>,
+    flows: u64,
+    calls: u64,
 }
 
 impl History {
@@ -161,8 +170,8 @@ impl History {
         Self::default()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Vec<Entry>> {
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, Log> {
+        self.log.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Appends `what` at the current simulated time (zero outside a
@@ -175,7 +184,7 @@ impl History {
     /// Appends `what` at simulated time `at` (for code outside the hosts,
     /// such as the simulation applying its schedule).
     pub fn record_at(&self, at: Duration, what: Observation) {
-        self.lock().push(Entry { at, what });
+        self.lock().entries.push(Entry { at, what });
     }
 
     /// Message `seq` of `stream` left on connection `flow`.
@@ -202,17 +211,16 @@ impl History {
     /// A new sending connection on `host`: returns its flow id (numbered in
     /// the order flows start, so the same seed gives the same ids).
     pub fn new_flow(&self, host: &str) -> u64 {
-        let flow = {
-            let entries = self.lock();
-            entries
-                .iter()
-                .filter(|e| matches!(e.what, Observation::FlowStarted { .. }))
-                .count() as u64
-                + 1
-        };
-        self.record(Observation::FlowStarted {
-            flow,
-            host: host.to_owned(),
+        let at = turmoil::sim_elapsed().unwrap_or_default();
+        let mut log = self.lock();
+        log.flows += 1;
+        let flow = log.flows;
+        log.entries.push(Entry {
+            at,
+            what: Observation::FlowStarted {
+                flow,
+                host: host.to_owned(),
+            },
         });
         flow
     }
@@ -230,18 +238,19 @@ impl History {
 
     /// Like [`call`](Self::call), for a caller on `host`.
     pub fn call_on(&self, host: Option<&str>, deadline: Option<Duration>) -> CallRecord {
-        let call = {
-            let entries = self.lock();
-            entries
-                .iter()
-                .filter(|e| matches!(e.what, Observation::CallStarted { .. }))
-                .count() as u64
-        };
-        self.record(Observation::CallStarted {
-            call,
-            deadline,
-            host: host.map(str::to_owned),
+        let at = turmoil::sim_elapsed().unwrap_or_default();
+        let mut log = self.lock();
+        let call = log.calls;
+        log.calls += 1;
+        log.entries.push(Entry {
+            at,
+            what: Observation::CallStarted {
+                call,
+                deadline,
+                host: host.map(str::to_owned),
+            },
         });
+        drop(log);
         CallRecord {
             history: self.clone(),
             call,
@@ -289,18 +298,18 @@ impl History {
 
     /// Everything recorded so far, in order.
     pub fn entries(&self) -> Vec<Entry> {
-        self.lock().clone()
+        self.lock().entries.clone()
     }
 
     /// The sum of every `Counter` entry named `name`.
     pub fn counter(&self, name: &str) -> u64 {
-        counter(&self.lock(), name)
+        counter(&self.lock().entries, name)
     }
 
-    /// A 64-bit fingerprint of the whole log (FNV-1a over each entry's
-    /// text): the same seed must give the same hash on every run.
+    /// A 64-bit fingerprint of the whole log (see [`trace_hash`]): the
+    /// same seed must give the same hash on every run.
     pub fn trace_hash(&self) -> u64 {
-        trace_hash(&self.lock())
+        trace_hash(&self.lock().entries)
     }
 }
 
@@ -315,16 +324,22 @@ pub fn counter(entries: &[Entry], name: &str) -> u64 {
         .sum()
 }
 
-/// FNV-1a (64-bit) over each entry's text, in order.
+/// FNV-1a (64-bit) over each entry, in order: its time to the nanosecond
+/// and everything it records.
 pub fn trace_hash(entries: &[Entry]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for entry in entries {
-        for byte in entry.to_string().bytes().chain(std::iter::once(b'\n')) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    hash
+    entries.iter().fold(FNV_OFFSET, |hash, entry| {
+        let text = format!("{} {:?}\n", entry.at.as_nanos(), entry.what);
+        extend_hash(hash, &text)
+    })
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// Carries an FNV-1a hash on over `text`.
+pub(crate) fn extend_hash(hash: u64, text: &str) -> u64 {
+    text.bytes().fold(hash, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// A call in progress; records how it ended.

@@ -37,14 +37,11 @@ pub enum Event {
     Restart(String),
     /// Replace the datagram faults of every path.
     SetFaults(Faults),
-    /// Change the network's latency range (each message draws from it, so
-    /// a wide range reorders).
-    SetLatency {
-        /// The least latency.
-        min: Duration,
-        /// The most latency.
-        max: Duration,
-    },
+    /// Widen the network's latency: each message then draws its latency
+    /// between the simulation's base [`latency`](crate::Sim::latency) and
+    /// this (so a wide range reorders). A value below the base latency
+    /// counts as the base latency.
+    SetMaxLatency(Duration),
 }
 
 impl Event {
@@ -89,7 +86,7 @@ impl fmt::Display for Event {
             Self::Crash(host) => write!(f, "crash {host}"),
             Self::Restart(host) => write!(f, "restart {host}"),
             Self::SetFaults(faults) => write!(f, "faults {}", describe(faults)),
-            Self::SetLatency { min, max } => write!(f, "latency {min:?}..{max:?}"),
+            Self::SetMaxLatency(max) => write!(f, "latency up to {max:?}"),
         }
     }
 }
@@ -412,18 +409,14 @@ fn events_strategy(space: &Space, window_ms: u64) -> BoxedStrategy<Vec<(Duration
     } else {
         Just(Vec::new()).boxed()
     };
-    let latency =
-        prop::option::weighted(0.25, (0..window_ms, 1u64..5, 5u64..60)).prop_map(|change| {
-            change
-                .map(|(at, min, max)| {
-                    let event = Event::SetLatency {
-                        min: Duration::from_millis(min),
-                        max: Duration::from_millis(max),
-                    };
-                    vec![(Duration::from_millis(at), event)]
-                })
-                .unwrap_or_default()
-        });
+    let latency = prop::option::weighted(0.25, (0..window_ms, 5u64..60)).prop_map(|change| {
+        change
+            .map(|(at, max)| {
+                let event = Event::SetMaxLatency(Duration::from_millis(max));
+                vec![(Duration::from_millis(at), event)]
+            })
+            .unwrap_or_default()
+    });
     (partitions, holds, crashes, change, latency)
         .prop_map(|(mut all, holds, crashes, change, latency)| {
             all.extend(holds);

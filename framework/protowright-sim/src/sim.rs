@@ -14,7 +14,7 @@ use protowright::{Client, Server, Transport};
 
 use crate::check::{Check, Run, Violation};
 use crate::fault::{FaultControl, FaultCounters, Faulty};
-use crate::history::{Entry, History, Observation, counter, trace_hash};
+use crate::history::{Entry, History, Observation, counter, extend_hash, trace_hash};
 use crate::net::Turmoil;
 use crate::schedule::{Event, Schedule};
 
@@ -211,7 +211,7 @@ impl Sim {
             clients: Vec::new(),
             checks: Vec::new(),
             history: History::new(),
-            control: FaultControl::new(seed),
+            control: FaultControl::new(crate::random::derive(seed, crate::random::FAULT_STREAM)),
         }
     }
 
@@ -292,11 +292,25 @@ impl Sim {
     /// Runs the simulation to the end, then the checkers. Fails with the
     /// seed, the schedule and the first violation (or the host that failed,
     /// panicked or hung).
+    ///
+    /// # Panics
+    ///
+    /// When the schedule has datagram faults from the start but heals at
+    /// zero: they would be cleared before the first step, so the run would
+    /// test nothing it claims to. Give the schedule a
+    /// [`heal_at`](Schedule::heal_at).
     pub fn run(mut self) -> Result<Report, Box<Failure>> {
-        crate::random::reseed(self.seed);
+        use crate::random::{CODE_STREAM, NETWORK_STREAM, derive};
+        assert!(
+            self.schedule.faults.is_perfect() || self.schedule.heal_at > Duration::ZERO,
+            "the schedule ({}) heals its faults at 0 s, before anything runs: \
+             set when they end with Schedule::heal_at",
+            self.schedule
+        );
+        crate::random::reseed(derive(self.seed, CODE_STREAM));
         let mut builder = turmoil::Builder::new();
         builder
-            .rng_seed(self.seed)
+            .rng_seed(derive(self.seed, NETWORK_STREAM))
             .epoch(SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_SECS))
             .simulation_duration(self.limit)
             .min_message_latency(self.latency)
@@ -339,11 +353,14 @@ impl Sim {
 
     fn finish(self, cause: Option<Cause>, ended: Duration) -> Result<Report, Box<Failure>> {
         let history = self.history.entries();
+        let faults = self.control.counters();
         let report = Report {
             seed: self.seed,
             schedule: self.schedule.clone(),
-            trace_hash: trace_hash(&history),
-            faults: self.control.counters(),
+            // The fault layer's counters too: two runs whose hosts logged
+            // the same but whose datagrams met other fates differ.
+            trace_hash: extend_hash(trace_hash(&history), &format!("{faults:?}")),
+            faults,
             ended,
             history,
         };
@@ -425,7 +442,8 @@ impl Driver<'_> {
                 }
             }
             Event::SetFaults(faults) => self.control.set(*faults),
-            Event::SetLatency { max, .. } => sim.set_max_message_latency(*max),
+            // turmoil panics on a maximum below the minimum (the base).
+            Event::SetMaxLatency(max) => sim.set_max_message_latency((*max).max(self.latency)),
         }
     }
 
@@ -458,7 +476,8 @@ pub struct Report {
     pub schedule: Schedule,
     /// The history, in order.
     pub history: Vec<Entry>,
-    /// The history's fingerprint: the same seed gives the same hash.
+    /// The run's fingerprint (the history and the fault layer's
+    /// counters): the same seed gives the same hash.
     pub trace_hash: u64,
     /// What the fault layer did.
     pub faults: FaultCounters,

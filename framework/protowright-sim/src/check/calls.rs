@@ -87,7 +87,10 @@ impl Check for Calls {
             return Err(run.violation(
                 self.name(),
                 started,
-                format!("call {call} never ended: it hung past the end of the run"),
+                format!(
+                    "call {call} never ended: it hung past the end of the run{}",
+                    run.cut_short()
+                ),
             ));
         }
         Ok(())

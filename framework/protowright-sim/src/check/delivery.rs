@@ -113,8 +113,9 @@ impl Check for Deliveries {
                     self.name(),
                     run.ended,
                     format!(
-                        "{name} of flow {flow}: message {seq} ({:?}) never arrived, though its connection did not fail",
-                        stream.delivery.unwrap_or_default()
+                        "{name} of flow {flow}: message {seq} ({:?}) never arrived, though its connection did not fail{}",
+                        stream.delivery.unwrap_or_default(),
+                        run.cut_short()
                     ),
                 ));
             }

@@ -58,6 +58,21 @@ impl Run<'_> {
         self.schedule.heal_at + self.liveness_bound
     }
 
+    /// What to add to a liveness violation when the run ended before
+    /// liveness was due: then the run was too short to tell, and lengthening
+    /// it is the first thing to try.
+    pub fn cut_short(&self) -> String {
+        if self.ended < self.settled_at() {
+            format!(
+                " (the run ended at {:?}, before liveness was due at {:?}: lengthen the run)",
+                self.ended,
+                self.settled_at()
+            )
+        } else {
+            String::new()
+        }
+    }
+
     /// A violation at `at`, with the entries around it for context.
     pub fn violation(&self, check: &str, at: Duration, what: impl Into<String>) -> Violation {
         let index = self.history.partition_point(|e| e.at < at);

@@ -2,7 +2,6 @@
 //! transport and its datagram sockets.
 
 use std::collections::BTreeMap;
-use std::hash::{Hash, Hasher};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -152,10 +151,16 @@ fn ordered(a: IpAddr, b: IpAddr) -> (IpAddr, IpAddr) {
 /// Each direction of each path draws from its own generator, so adding
 /// traffic on one path does not change the faults of another.
 fn link_seed(seed: u64, from: SocketAddr, to: SocketAddr) -> u64 {
-    // std's default hasher has fixed keys: the same on every run.
-    let mut hasher = std::hash::DefaultHasher::new();
-    (seed, from, to).hash(&mut hasher);
-    hasher.finish()
+    [from, to]
+        .iter()
+        .fold(crate::random::mix(seed), |acc, addr| {
+            let ip = match addr.ip() {
+                IpAddr::V4(v4) => u128::from(v4.to_bits()),
+                IpAddr::V6(v6) => v6.to_bits(),
+            };
+            let folded = (ip as u64) ^ ((ip >> 64) as u64) ^ (u64::from(addr.port()) << 48);
+            crate::random::mix(acc ^ folded)
+        })
 }
 
 /// A network whose datagrams cross the fault model on their way out.

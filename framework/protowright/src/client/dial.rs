@@ -56,40 +56,11 @@ impl<N: Net> Dialer<N> {
             reason: format!("no answer within {limit:?}"),
             unreachable: true,
         };
-        let failed = |error: &dyn std::fmt::Display, unreachable| DialError {
-            reason: error.to_string(),
-            unreachable,
-        };
         match self {
             Self::Tcp(net) => {
-                let stream = match tokio::time::timeout(limit, net.connect(server)).await {
-                    Ok(Ok(stream)) => stream,
-                    Ok(Err(error)) => return Err(failed(&error, nothing_there(&error))),
-                    Err(_) => return Err(timed_out()),
-                };
-                if let Err(error) = stream.set_nodelay(config.nodelay) {
-                    tracing::debug!(%server, %error, "could not set TCP_NODELAY");
-                }
-                let service = Arc::clone(service);
-                let connection = Connection::over_stream(
-                    stream,
-                    server.to_string(),
-                    Some(server),
-                    config.session.clone(),
-                    |_| service,
-                );
-                // TCP has no handshake of protowright's own: one round trip
-                // makes sure the server took the connection (one at its
-                // connection limit says so in a GOAWAY and closes it).
-                match tokio::time::timeout(limit, connection.ping()).await {
-                    Ok(Ok(_)) => Ok(connection),
-                    Ok(Err(status)) => Err(DialError {
-                        reason: format!(
-                            "the server did not take the connection: {}",
-                            status.message()
-                        ),
-                        unreachable: false,
-                    }),
+                // One deadline for the connect and its round trip.
+                match tokio::time::timeout(limit, dial_tcp(net, server, config, service)).await {
+                    Ok(dialed) => dialed,
                     Err(_) => Err(timed_out()),
                 }
             }
@@ -115,6 +86,43 @@ impl<N: Net> Dialer<N> {
             let _ =
                 tokio::time::timeout(std::time::Duration::from_secs(2), endpoint.wait_idle()).await;
         }
+    }
+}
+
+/// Opens a TCP connection and makes sure the server took it.
+async fn dial_tcp<N: Net, S: Service>(
+    net: &N,
+    server: SocketAddr,
+    config: &ClientConfig,
+    service: &Arc<S>,
+) -> Result<Connection, DialError> {
+    let stream = net.connect(server).await.map_err(|error| DialError {
+        reason: error.to_string(),
+        unreachable: nothing_there(&error),
+    })?;
+    if let Err(error) = stream.set_nodelay(config.nodelay) {
+        tracing::debug!(%server, %error, "could not set TCP_NODELAY");
+    }
+    let service = Arc::clone(service);
+    let connection = Connection::over_stream(
+        stream,
+        server.to_string(),
+        Some(server),
+        config.session.clone(),
+        |_| service,
+    );
+    // TCP has no handshake of protowright's own: one round trip makes sure
+    // the server took the connection (one at its connection limit says so
+    // in a GOAWAY and closes it).
+    match connection.ping().await {
+        Ok(_) => Ok(connection),
+        Err(status) => Err(DialError {
+            reason: format!(
+                "the server did not take the connection: {}",
+                status.message()
+            ),
+            unreachable: false,
+        }),
     }
 }
 

@@ -12,11 +12,12 @@ mod backoff;
 mod config;
 mod dial;
 mod retry;
+mod supervisor;
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -88,9 +89,33 @@ pub struct ClientStats {
 /// timeout. Messages in flight when a connection is lost may be lost with
 /// it: a protocol that must survive reconnects says so at the application
 /// level (see [`watch_state`](Self::watch_state) to learn of reconnects).
+///
+/// Dropping the last clone closes the client, as [`close`](Self::close)
+/// does.
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
+    /// Shared by the clones only (the supervising task holds `inner`), so
+    /// the client closes when the application drops its last clone.
+    _owner: Arc<Owner>,
+}
+
+/// Closes the client when dropped.
+struct Owner(Arc<Inner>);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.0.close.notify_one();
+    }
+}
+
+/// The connection [`Client::recv`] reads from: kept until it has handed
+/// over every message it received, even after a newer one is up.
+#[derive(Default)]
+struct Reading {
+    current: Option<Connection>,
+    /// The last connection read to its end, so it is not read again.
+    finished: Option<Connection>,
 }
 
 struct Inner {
@@ -104,6 +129,7 @@ struct Inner {
     attempts: AtomicU64,
     budget: Budget,
     close: Notify,
+    reading: Mutex<Reading>,
 }
 
 impl fmt::Debug for Client {
@@ -162,6 +188,7 @@ impl Client {
             reconnects: AtomicU64::new(0),
             attempts: AtomicU64::new(1),
             close: Notify::new(),
+            reading: Mutex::default(),
         });
         let first = dialer.dial(server, &inner.config, &service).await;
         let first = match first {
@@ -180,14 +207,18 @@ impl Client {
         inner.connection.send_replace(Some(first.clone()));
         inner.state.send_replace(ConnectionState::Connected);
         let schedule = Schedule::new(inner.config.backoff, seed);
-        tokio::spawn(supervise(
+        tokio::spawn(supervisor::supervise(
             dialer,
             Arc::clone(&inner),
             service,
             first,
             schedule,
         ));
-        Ok(Self { inner })
+        let owner = Arc::new(Owner(Arc::clone(&inner)));
+        Ok(Self {
+            inner,
+            _owner: owner,
+        })
     }
 
     /// The server this client talks to.
@@ -271,21 +302,33 @@ impl Client {
     }
 
     /// Waits for the next protocol message from the server (see
-    /// [`Connection::recv`]). When a connection is lost, returns
+    /// [`Connection::recv`]). Every message a connection received is
+    /// returned before it counts as lost, even when a newer connection is
+    /// already up. When a connection is lost, returns
     /// [`RecvError::Closed`] once, so the application learns of it; the
-    /// next call waits for the reconnected one. `Ok(None)` once the client
-    /// is closed or has given up reconnecting.
+    /// next call reads from the reconnected one. `Ok(None)` once the
+    /// client is closed or has given up reconnecting.
     pub async fn recv<P: Protocol>(&self) -> Result<Option<P>, RecvError> {
-        let connection = match self.inner.connected(None).await {
-            Ok(connection) => connection,
-            Err(_) => return Ok(None),
-        };
-        match connection.recv().await {
-            Ok(None) if !self.is_closed() => Err(RecvError::Closed {
-                peer: self.inner.server.to_string(),
-                reason: "the connection was closed; reconnecting".into(),
-            }),
-            other => other,
+        loop {
+            let Some(connection) = self.inner.reading().await else {
+                return Ok(None);
+            };
+            match connection.recv().await {
+                ended @ (Ok(None) | Err(RecvError::Closed { .. })) => {
+                    if !self.inner.finished_reading(&connection) {
+                        // Another caller already reported this end.
+                        continue;
+                    }
+                    return match ended {
+                        Ok(None) if !self.is_closed() => Err(RecvError::Closed {
+                            peer: self.inner.server.to_string(),
+                            reason: "the connection was closed; reconnecting".into(),
+                        }),
+                        other => other,
+                    };
+                }
+                received => return received,
+            }
         }
     }
 
@@ -395,6 +438,64 @@ impl Inner {
         }
     }
 
+    fn lock_reading(&self) -> MutexGuard<'_, Reading> {
+        // Never poisoned in practice (no code panics holding it); the state
+        // is two handles, consistent either way.
+        self.reading.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The connection [`Client::recv`] reads from: the one it read last,
+    /// until that one has ended, then the next one published. `None` once
+    /// the client is closed or gave up and no connection is left to read.
+    async fn reading(&self) -> Option<Connection> {
+        if let Some(connection) = self.lock_reading().current.clone() {
+            return Some(connection);
+        }
+        let mut connections = self.connection.subscribe();
+        let mut states = self.state.subscribe();
+        loop {
+            if let Some(published) = connections.borrow_and_update().as_ref() {
+                let mut reading = self.lock_reading();
+                let finished = reading.finished.as_ref();
+                if !finished.is_some_and(|done| done.same_as(published)) {
+                    return Some(reading.current.get_or_insert(published.clone()).clone());
+                }
+            }
+            if let ConnectionState::GaveUp { .. } | ConnectionState::Closed =
+                &*states.borrow_and_update()
+            {
+                return None;
+            }
+            tokio::select! {
+                biased;
+                _ = connections.changed() => {}
+                _ = states.changed() => {}
+            }
+        }
+    }
+
+    /// Records that `connection` was read to its end. Returns whether this
+    /// caller is the first to see that end (and so the one to report it).
+    fn finished_reading(&self, connection: &Connection) -> bool {
+        let mut reading = self.lock_reading();
+        if reading
+            .finished
+            .as_ref()
+            .is_some_and(|done| done.same_as(connection))
+        {
+            return false;
+        }
+        if reading
+            .current
+            .as_ref()
+            .is_some_and(|c| c.same_as(connection))
+        {
+            reading.current = None;
+        }
+        reading.finished = Some(connection.clone());
+        true
+    }
+
     fn not_connected(&self) -> Status {
         let detail = match &*self.state.borrow() {
             ConnectionState::Waiting { last_error, .. }
@@ -407,100 +508,6 @@ impl Inner {
         Status::unavailable(format!("not connected to {}{detail}", self.server))
     }
 }
-
-/// Serves the first connection, then reopens the connection whenever it is
-/// lost, until the backoff policy gives up or the client is closed.
-async fn supervise<N: Net, S: Service>(
-    dialer: Dialer<N>,
-    inner: Arc<Inner>,
-    service: Arc<S>,
-    first: Connection,
-    mut schedule: Schedule,
-) {
-    let mut connection = Some(first);
-    loop {
-        let last_error = match connection.take() {
-            Some(live) => match serve(live, &inner).await {
-                Some(lost) if !inner.config.reconnect => {
-                    // A connection whose state cannot outlive it (a game
-                    // seat): the client ends with it.
-                    dialer.close().await;
-                    inner
-                        .state
-                        .send_replace(ConnectionState::GaveUp { last_error: lost });
-                    return;
-                }
-                Some(lost) => lost,
-                None => break,
-            },
-            None => {
-                inner.attempts.fetch_add(1, Ordering::Relaxed);
-                inner.state.send_replace(ConnectionState::Connecting {
-                    attempt: schedule.failures() + 1,
-                });
-                match dialer.dial(inner.server, &inner.config, &service).await {
-                    Ok(reopened) => {
-                        inner.reconnects.fetch_add(1, Ordering::Relaxed);
-                        schedule.reset();
-                        connection = Some(reopened);
-                        continue;
-                    }
-                    Err(error) => error.reason,
-                }
-            }
-        };
-        let Some(delay) = schedule.next_delay(Instant::now()) else {
-            tracing::warn!(server = %inner.server, %last_error, "giving up on connecting");
-            dialer.close().await;
-            inner
-                .state
-                .send_replace(ConnectionState::GaveUp { last_error });
-            return;
-        };
-        tracing::debug!(server = %inner.server, %last_error, ?delay, "reconnecting after a delay");
-        inner.state.send_replace(ConnectionState::Waiting {
-            retry_in: delay,
-            last_error,
-        });
-        tokio::select! {
-            biased;
-            () = inner.close.notified() => break,
-            () = tokio::time::sleep(delay) => {}
-        }
-    }
-    dialer.close().await;
-    inner.state.send_replace(ConnectionState::Closed);
-}
-
-/// Publishes `connection` and waits until it ends. Returns why it was
-/// lost, or `None` when the client was closed.
-async fn serve(connection: Connection, inner: &Inner) -> Option<String> {
-    inner.connection.send_replace(Some(connection.clone()));
-    inner.state.send_replace(ConnectionState::Connected);
-    let outcome = tokio::select! {
-        biased;
-        () = inner.close.notified() => None,
-        closed = connection.closed() => Some(closed),
-    };
-    inner.connection.send_replace(None);
-    match outcome {
-        None => {
-            // Closing: what was queued goes first, then the close.
-            connection.close();
-            let _ = tokio::time::timeout(CLOSE_WAIT, connection.closed()).await;
-            None
-        }
-        // Closed cleanly, maybe with the server's reason (a GOAWAY saying
-        // why): the session's end status keeps it.
-        Some(Ok(())) => Some(connection.session().end_status().message().to_owned()),
-        Some(Err(error)) => Some(error.to_string()),
-    }
-}
-
-/// How long a closing client waits for its connection to finish closing
-/// (queued messages out, the close sent and, on reliable UDP, resent across
-/// its drain) before it counts as closed anyway.
-const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// When a wait of `timeout` from now ends; `None` for no timeout, or one too
 /// long to represent (which is the same in practice).

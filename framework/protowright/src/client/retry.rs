@@ -49,7 +49,7 @@ impl Budget {
     pub(super) fn new(policy: RetryPolicy) -> Self {
         Self {
             policy,
-            tenths: Mutex::new(policy.budget * TENTHS),
+            tenths: Mutex::new(policy.budget.saturating_mul(TENTHS)),
         }
     }
 
@@ -73,7 +73,7 @@ impl Budget {
     /// A call succeeded: earn back a tenth of a retry.
     pub(super) fn on_success(&self) {
         let mut tenths = self.tenths.lock().unwrap_or_else(PoisonError::into_inner);
-        *tenths = (*tenths + 1).min(self.policy.budget * TENTHS);
+        *tenths = (*tenths + 1).min(self.policy.budget.saturating_mul(TENTHS));
     }
 }
 

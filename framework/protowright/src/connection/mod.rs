@@ -106,7 +106,16 @@ impl Connection {
         let pending = rpc::Pending::new(peer.to_string(), config);
         let connection = Self::new(pending.client(), Some(peer), Path::Udp(raw.clone()));
         let service = make_service(&connection);
-        pending.start(udp::link::SessionLink::new(raw), service);
+        pending.start(udp::link::SessionLink::new(raw.clone()), service);
+        // A session that fails leaves the UDP connection open (its link
+        // only closes it on a clean end): close it saying why, so the peer
+        // learns now rather than at its idle timeout.
+        let ended = connection.inner.session.ended();
+        tokio::spawn(async move {
+            if let Err(error) = ended.await {
+                raw.close(udp::CLOSE_SESSION_FAILED, &error.to_string());
+            }
+        });
         connection
     }
 
@@ -118,6 +127,11 @@ impl Connection {
                 path,
             }),
         }
+    }
+
+    /// Whether `other` is a handle to this very connection.
+    pub(crate) fn same_as(&self, other: &Connection) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
     }
 
     /// Who is on the other end: its address, or a name for a connection
@@ -222,6 +236,11 @@ impl Connection {
                     reason: "the connection is closing or closed".into(),
                 },
             },
+            // Said once: the error's own text names the peer again.
+            udp::Error::Closed { reason, .. } => SendError::Closed {
+                peer,
+                reason: reason.to_string(),
+            },
             other => SendError::Closed {
                 peer,
                 reason: other.to_string(),
@@ -276,6 +295,10 @@ impl Connection {
                 reason: Local { code, .. } | Peer { code, .. },
                 ..
             } if code == udp::proto::CLOSE_NORMAL => Ok(None),
+            udp::Error::Closed { reason, .. } => Err(RecvError::Closed {
+                peer: self.peer().to_owned(),
+                reason: reason.to_string(),
+            }),
             other => Err(RecvError::Closed {
                 peer: self.peer().to_owned(),
                 reason: other.to_string(),
@@ -313,6 +336,12 @@ impl Connection {
     /// calls in flight either way complete, then the connection closes.
     pub async fn go_away(&self, status: Status) {
         self.inner.session.go_away(status).await;
+    }
+
+    /// Like [`go_away`](Self::go_away), but never waits on a full queue
+    /// (the GOAWAY is then skipped; the refusal of new calls still holds).
+    pub(crate) fn try_go_away(&self, status: &Status) {
+        self.inner.session.try_go_away(status);
     }
 
     /// Waits until the connection ends: `Ok(())` when it closed cleanly,

@@ -8,11 +8,14 @@
 //!
 //! Time is not part of this layer: transports read `tokio::time`, which a
 //! simulation controls. Randomness is: every random choice protowright
-//! makes (connection ids, cookie keys, reconnect jitter) is drawn from
+//! makes (connection ids, cookie keys, reconnect jitter) starts from
 //! [`Net::fill_random`], which the real-socket provider answers from the
-//! operating system's secure generator and a simulation from its seeded
-//! one — so production secrets are unpredictable and a simulation replays
-//! exactly, without the application doing anything.
+//! operating system's generator and a simulation from its seeded one — so a
+//! simulation replays exactly, without the application doing anything.
+//! (An endpoint or client draws 64 bits from it once and expands them with
+//! a fast, non-cryptographic generator: ids are unpredictable to an
+//! off-path guess, not to a determined attacker. Packet protection is where
+//! secrets will come straight from the system.)
 
 mod tokio;
 

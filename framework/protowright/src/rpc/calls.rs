@@ -17,11 +17,19 @@ use super::Status;
 /// What a waiting caller receives.
 pub(super) type Reply = Result<Bytes, Status>;
 
+/// The waiting callers, and whether new ones are still taken.
+#[derive(Debug, Default)]
+struct Waiting {
+    calls: BTreeMap<u64, oneshot::Sender<Reply>>,
+    /// Set when every call was failed: the session closed.
+    closed: bool,
+}
+
 /// The calls this side made and still waits on.
 #[derive(Debug)]
 pub(super) struct Calls {
     next_id: AtomicU64,
-    waiting: Mutex<BTreeMap<u64, oneshot::Sender<Reply>>>,
+    waiting: Mutex<Waiting>,
     /// Bounds the calls awaiting a response.
     in_flight: Arc<Semaphore>,
 }
@@ -35,7 +43,7 @@ impl Calls {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<u64, oneshot::Sender<Reply>>> {
+    fn lock(&self) -> MutexGuard<'_, Waiting> {
         // No code path panics while holding the lock; if one ever did, the
         // map is still consistent, so carry on rather than cascade it.
         self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
@@ -48,24 +56,29 @@ impl Calls {
     }
 
     /// Registers a call awaiting a reply; returns its id and where the reply
-    /// will arrive.
-    pub(super) fn register(&self) -> (u64, oneshot::Receiver<Reply>) {
+    /// will arrive. `None` once every call has been failed (the session
+    /// closed): a call registered after that would wait forever.
+    pub(super) fn register(&self) -> Option<(u64, oneshot::Receiver<Reply>)> {
+        let mut waiting = self.lock();
+        if waiting.closed {
+            return None;
+        }
         let call_id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (reply, receiver) = oneshot::channel();
-        self.lock().insert(call_id, reply);
-        (call_id, receiver)
+        waiting.calls.insert(call_id, reply);
+        Some((call_id, receiver))
     }
 
     /// Forgets a call whose caller stopped waiting. Returns whether it was
     /// still waiting (and so whether the peer may still be working on it).
     pub(super) fn forget(&self, call_id: u64) -> bool {
-        self.lock().remove(&call_id).is_some()
+        self.lock().calls.remove(&call_id).is_some()
     }
 
     /// Hands a reply to the caller waiting on `call_id`; returns whether one
     /// was (a reply for a caller that gave up is dropped).
     pub(super) fn complete(&self, call_id: u64, reply: Reply) -> bool {
-        let waiting = self.lock().remove(&call_id);
+        let waiting = self.lock().calls.remove(&call_id);
         match waiting {
             Some(caller) => {
                 let _ = caller.send(reply);
@@ -77,12 +90,16 @@ impl Calls {
 
     /// Whether no call is waiting.
     pub(super) fn is_empty(&self) -> bool {
-        self.lock().is_empty()
+        self.lock().calls.is_empty()
     }
 
     /// Fails every waiting call with `status` and refuses new slots.
     pub(super) fn fail_all(&self, status: &Status) {
-        let waiting = std::mem::take(&mut *self.lock());
+        let waiting = {
+            let mut waiting = self.lock();
+            waiting.closed = true;
+            std::mem::take(&mut waiting.calls)
+        };
         for (_, caller) in waiting {
             let _ = caller.send(Err(status.clone()));
         }
@@ -97,8 +114,8 @@ mod tests {
     #[tokio::test]
     async fn a_reply_reaches_the_caller_of_its_own_id_only() {
         let calls = Calls::new(4);
-        let (first, first_reply) = calls.register();
-        let (second, second_reply) = calls.register();
+        let (first, first_reply) = calls.register().unwrap();
+        let (second, second_reply) = calls.register().unwrap();
         assert_ne!(first, second);
         assert!(calls.complete(second, Ok(Bytes::from_static(b"two"))));
         assert!(calls.complete(first, Ok(Bytes::from_static(b"one"))));
@@ -110,10 +127,11 @@ mod tests {
     #[tokio::test]
     async fn failing_all_answers_every_waiting_caller_and_closes_the_slots() {
         let calls = Calls::new(4);
-        let (_, reply) = calls.register();
+        let (_, reply) = calls.register().unwrap();
         calls.fail_all(&Status::unavailable("gone"));
         assert_eq!(reply.await.unwrap().unwrap_err().message(), "gone");
         assert!(calls.is_empty());
         assert!(calls.acquire_slot().await.is_none());
+        assert!(calls.register().is_none(), "nothing waits after the end");
     }
 }

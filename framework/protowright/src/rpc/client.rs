@@ -72,8 +72,18 @@ impl Client {
     ///
     /// [`Session::go_away`]: super::Session::go_away
     pub async fn go_away(&self, status: Status) {
-        self.shared.go_away();
+        // Queued before draining starts, so the session cannot close
+        // before the GOAWAY saying why is written.
         let _ = self.shared.enqueue(wire::go_away(&status)).await;
+        self.shared.go_away();
+    }
+
+    /// Like [`go_away`](Self::go_away), but never waits: when the outgoing
+    /// queue is full (a peer that stopped reading), the GOAWAY is skipped
+    /// and only this side's refusal of new calls takes effect.
+    pub(crate) fn try_go_away(&self, status: &Status) {
+        let _ = self.shared.try_enqueue(wire::go_away(status));
+        self.shared.go_away();
     }
 
     /// Sends a one-way call to `method`: no response, no retry.
@@ -132,6 +142,16 @@ impl Client {
         self.shared.outcome().await
     }
 
+    /// Waits until the session has ended, like [`closed`](Self::closed),
+    /// without keeping it open: a session closes when its last handle is
+    /// dropped, and what this returns is not one.
+    pub(crate) fn ended(
+        &self,
+    ) -> impl Future<Output = Result<(), crate::ConnectionError>> + Send + 'static {
+        let shared = Arc::clone(&self.shared);
+        async move { shared.outcome().await }
+    }
+
     /// Why the session ended (or, while it is open, that it did not).
     pub(crate) fn end_status(&self) -> Status {
         self.shared.unavailable()
@@ -183,7 +203,11 @@ impl Client {
             .ok_or_else(|| self.shared.unavailable())?;
         // The session may have closed while this call waited for a slot.
         self.shared.admit_call()?;
-        let (call_id, reply) = self.shared.calls.register();
+        let (call_id, reply) = self
+            .shared
+            .calls
+            .register()
+            .ok_or_else(|| self.shared.unavailable())?;
         let mut outstanding = Outstanding {
             shared: &self.shared,
             call_id,

@@ -86,8 +86,6 @@ impl<S: Service> Handler<S> {
 
     async fn run(self, _slot: OwnedSemaphorePermit) {
         let outcome = self.outcome().await;
-        self.shared.serving.finish(self.call_id);
-        self.shared.on_call_finished();
         let answer = wire::response(self.call_id, outcome);
         if let Err(refused) = self.shared.enqueue(answer).await {
             // Too large to send: tell the caller why instead. (When the
@@ -97,5 +95,9 @@ impl<S: Service> Handler<S> {
                 .enqueue(wire::response(self.call_id, Err(refused)))
                 .await;
         }
+        // Finished only once the answer is queued: a draining session must
+        // not close before it is written.
+        self.shared.serving.finish(self.call_id);
+        self.shared.on_call_finished();
     }
 }

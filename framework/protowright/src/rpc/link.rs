@@ -3,7 +3,7 @@
 //! A session reads whole envelope frames and writes batches of
 //! length-delimited frames; a link moves them. Over TCP (and in memory) the
 //! link is a byte stream cut into delimited frames
-//! ([`StreamLink`](crate::tcp::StreamLink)); over reliable UDP every envelope
+//! ([`StreamLink`](super::stream::StreamLink)); over reliable UDP every envelope
 //! is one message on the connection's session lane, which the engine
 //! already delivers whole and in order. So the session never pretends a
 //! message transport is a byte stream, nor a byte stream a message one.

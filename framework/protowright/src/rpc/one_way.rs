@@ -32,7 +32,7 @@ impl OneWays {
             tracing::debug!(peer = shared.peer(), status = %refused, count = messages.len(), "dropped one-way messages");
             return;
         }
-        let capacity = shared.config().one_way_queue;
+        let capacity = shared.config().one_way_queue.max(1);
         let (queue, room) = self.worker.get_or_init(|| {
             let (queue, batches) = mpsc::unbounded_channel();
             tokio::spawn(one_way_worker(

@@ -161,6 +161,23 @@ impl Outbox {
         self.lock().envelopes
     }
 
+    /// Refuses every further envelope and takes what is queued, under one
+    /// lock: nothing accepted after this can be left unwritten.
+    pub(super) fn close_and_take(&self) -> Option<Batch> {
+        let mut state = self.lock();
+        state.closed = true;
+        let batch = (state.envelopes > 0).then(|| Batch {
+            bytes: state.buf.split().freeze(),
+            envelopes: state.envelopes as u64,
+            traffic: state.traffic,
+        });
+        state.envelopes = 0;
+        state.traffic = false;
+        drop(state);
+        self.drained.notify_waiters();
+        batch
+    }
+
     /// Refuses every further envelope and wakes waiting senders.
     pub(super) fn close(&self) {
         self.lock().closed = true;

@@ -471,8 +471,10 @@ impl<S: Service> Driver<S> {
                 batch = outbox.take() => Some(batch),
             };
             let Some(batch) = batch else {
-                // Closing: write what is still queued, then shut down.
-                if let Some(last) = outbox.take_now() {
+                // Closing: what is still queued is written, and nothing
+                // queued later is accepted (a send then fails at once
+                // rather than being left unwritten), then the link shuts.
+                if let Some(last) = outbox.close_and_take() {
                     self.write_batch(&mut writer, &last).await?;
                 }
                 return writer.shutdown().await;

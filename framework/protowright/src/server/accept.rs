@@ -148,7 +148,7 @@ impl Udp {
             let Some(raw) = accepted else { break };
             let Some(slot) = self.registry.admit() else {
                 raw.close(
-                    udp::proto::CLOSE_NORMAL,
+                    udp::CLOSE_TURNED_AWAY,
                     &format!(
                         "the server is at its limit of {} connections; try again later",
                         self.config.max_connections

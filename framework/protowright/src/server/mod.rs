@@ -185,7 +185,8 @@ impl Server {
         }
     }
 
-    /// Waits for the next connection. `None` once shutdown was asked for.
+    /// Waits for the next connection. `None` once shutdown was asked for,
+    /// or when the listening socket failed.
     pub async fn accept(&mut self) -> Option<Incoming> {
         if !self.registry.is_serving() {
             return None;
@@ -214,6 +215,12 @@ impl Server {
     {
         while let Some(incoming) = self.accept().await {
             incoming.serve_with(&make_service);
+        }
+        if self.registry.is_serving() {
+            // Nothing asked for shutdown: the listening socket failed and
+            // its accept task ended. Drain what is served, and finish.
+            tracing::warn!(addr = %self.local_addr, "the listener stopped; shutting the server down");
+            self.registry.shut_down(self.config.shutdown_timeout).await;
         }
         let mut phase = self.registry.phase.subscribe();
         let _ = phase.wait_for(|phase| *phase == Phase::Finished).await;

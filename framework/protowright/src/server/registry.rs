@@ -107,6 +107,12 @@ impl Registry {
             connections.insert(number, connection.clone());
             self.live.send_replace(connections.len());
         }
+        // Admitted as shutdown began, after the drain took its list: it
+        // drains too (the insert above happened before this check, the
+        // drain's list after the phase changed, so none is missed).
+        if !self.is_serving() {
+            connection.try_go_away(&shutting_down());
+        }
         let registry = Arc::clone(self);
         let watched = connection.clone();
         tokio::spawn(async move {
@@ -160,10 +166,11 @@ impl Registry {
 
     async fn drain(&self, timeout: Duration) {
         let deadline = tokio::time::Instant::now() + timeout;
+        // Never waits on a peer that stopped reading: its GOAWAY is then
+        // skipped, and the deadline below closes it.
+        let status = shutting_down();
         for connection in self.connections() {
-            connection
-                .go_away(Status::unavailable("the server is shutting down"))
-                .await;
+            connection.try_go_away(&status);
         }
         let mut live = self.live.subscribe();
         let drained = tokio::time::timeout_at(deadline, live.wait_for(|n| *n == 0))
@@ -189,4 +196,9 @@ impl Registry {
                 .await;
         }
     }
+}
+
+/// Why a shutting-down server turns its connections away.
+fn shutting_down() -> Status {
+    Status::unavailable("the server is shutting down")
 }

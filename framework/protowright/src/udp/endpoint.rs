@@ -18,9 +18,9 @@ use crate::net::{Datagram, Net};
 ///
 /// Cheap to clone; the driver runs until [`shutdown`](Self::shutdown) or
 /// until every clone and every connection is dropped. Its randomness
-/// (connection ids, the cookie key) comes from the network provider: the
-/// system's secure generator on real sockets, the seeded one in a
-/// simulation.
+/// (connection ids, the cookie key) is a fast generator seeded with 64 bits
+/// from the network provider: the system's generator on real sockets, the
+/// seeded one in a simulation. It is not cryptographic.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     shared: Arc<Shared>,

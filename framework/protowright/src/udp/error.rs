@@ -40,19 +40,6 @@ pub enum Error {
         #[source]
         source: SendError,
     },
-    /// A received message did not decode as the expected type.
-    #[error("undecodable message from {peer} on {lane:?} channel {channel}: {source}")]
-    Decode {
-        /// The peer.
-        peer: SocketAddr,
-        /// The lane it came on.
-        lane: super::proto::Lane,
-        /// Its channel.
-        channel: u32,
-        /// The decoder's complaint.
-        #[source]
-        source: prost::DecodeError,
-    },
     /// The endpoint was shut down, or its socket failed.
     #[error("the endpoint is shut down{}", .0.as_ref().map(|e| format!(": {e}")).unwrap_or_default())]
     EndpointClosed(Option<String>),

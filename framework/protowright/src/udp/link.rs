@@ -115,7 +115,7 @@ fn connection_error(peer: SocketAddr, error: Error) -> ConnectionError {
     let reason = match error {
         Error::Closed { reason, .. } => reason,
         other => CloseReason::Local {
-            code: CLOSE_NORMAL,
+            code: super::CLOSE_SESSION_FAILED,
             reason: other.to_string(),
         },
     };

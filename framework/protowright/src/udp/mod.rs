@@ -47,4 +47,4 @@ pub use connection::Connection;
 pub use endpoint::Endpoint;
 pub use error::Error;
 pub use proto::{CloseReason, Config, CongestionControl, ConnectionStats, Lane, Message};
-pub(crate) use shared::CLOSE_REFUSED;
+pub(crate) use shared::{CLOSE_REFUSED, CLOSE_SESSION_FAILED, CLOSE_TURNED_AWAY};

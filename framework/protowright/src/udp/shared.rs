@@ -23,6 +23,14 @@ use super::proto::{CLOSE_NORMAL, CloseReason, ConnectionHandle, Endpoint as Engi
 /// datagrams (nothing listens there).
 pub(crate) const CLOSE_REFUSED: u64 = 3;
 
+/// The close code of a connection a server turned away after its handshake
+/// (at its connection limit): an error for the peer, not a clean end.
+pub(crate) const CLOSE_TURNED_AWAY: u64 = 4;
+
+/// The close code of a connection whose session failed (the peer broke the
+/// session protocol, or stopped taking what was sent): the reason says how.
+pub(crate) const CLOSE_SESSION_FAILED: u64 = 5;
+
 /// What an endpoint's handles and its driver share.
 #[derive(Debug)]
 pub(crate) struct Shared {
