@@ -58,7 +58,7 @@ fn run(args: Vec<String>) -> Result<()> {
         return Ok(());
     };
     match command.as_str() {
-        "demo" => cargo(&["run", "--quiet", "--package", "demo"], rest),
+        "demo" => cargo(&["run", "--package", "demo"], rest),
         "test" => cargo(&["test", "--workspace", "--all-features"], rest),
         "codegen" => codegen(rest),
         "bench" => bench::run(&workspace_root(), &bench::Options::parse(rest)?),

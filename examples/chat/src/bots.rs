@@ -152,6 +152,7 @@ pub async fn bots<N: Net>(
     let run = net.random_u64().map_err(|error| {
         ConnectError::Connect(protowright::Error::Connect {
             addr: server,
+            transport,
             reason: format!("no randomness for the bots' names: {error}"),
             unreachable: false,
         })

@@ -188,6 +188,7 @@ impl Session {
             None => net.random_u64().map_err(|error| {
                 ConnectError::Connect(protowright::Error::Connect {
                     addr: server,
+                    transport,
                     reason: format!("no randomness for the session's secret: {error}"),
                     unreachable: false,
                 })
@@ -211,6 +212,7 @@ impl Session {
                     // Not a refusal: the connection failed under the join.
                     return Err(ConnectError::Connect(protowright::Error::Connect {
                         addr: server,
+                        transport,
                         reason: format!("joining failed: {status}"),
                         unreachable: false,
                     }));

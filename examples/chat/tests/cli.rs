@@ -154,8 +154,9 @@ fn a_client_with_no_server_fails_at_once_with_the_hint() {
         );
         assert_eq!(run.code, Some(1), "{transport}: {run:?}");
         assert!(
-            run.stderr
-                .contains(&format!("(is a server listening on {server}?)")),
+            run.stderr.contains(&format!(
+                "(is a protowright server listening on {server} over"
+            )),
             "{transport}: {}",
             run.stderr
         );

@@ -209,7 +209,9 @@ fn get_from_a_port_nothing_listens_on_fails_at_once_with_a_hint() {
             "{stderr}"
         );
         assert!(
-            stderr.contains(&format!("is a server listening on {server}?")),
+            stderr.contains(&format!(
+                "is a protowright server listening on {server} over"
+            )),
             "{stderr}"
         );
     }

@@ -114,7 +114,7 @@ fn a_server_and_bots_on_loopback_print_what_the_readme_shows() {
     });
     let next_line = || {
         lines
-            .recv_timeout(Duration::from_secs(10))
+            .recv_timeout(Duration::from_secs(30))
             .expect("the server printed a line in time")
     };
     let first = next_line();

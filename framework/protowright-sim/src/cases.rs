@@ -66,7 +66,10 @@ pub struct Summary {
     /// The seeds run.
     pub seeds: Vec<u64>,
     /// Every coverage counter, summed over the cases, with the fault
-    /// layer's counts as `fault.dropped`, `fault.duplicated`, ...
+    /// layer's counts as `fault.dropped`, `fault.duplicated`, ... and the
+    /// schedule's events that took effect as `fault.partitions`,
+    /// `fault.holds`, `fault.crashes`, `fault.restarts`, `fault.changes`
+    /// and `fault.latency_changes`.
     pub coverage: BTreeMap<String, u64>,
     /// Each seed's trace hash.
     pub trace_hashes: Vec<(u64, u64)>,

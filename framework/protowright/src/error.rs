@@ -34,10 +34,13 @@ pub enum Error {
     /// was connected once reconnects by itself instead; this is for the
     /// first attempt, which fails fast so a wrong address or a server that
     /// is not running is reported at once.
-    #[error("could not connect to {addr}: {reason}{}", listening_hint(*.unreachable, addr))]
+    #[error("could not connect to {addr} over {transport}: {reason}{}", listening_hint(*.unreachable, addr, *.transport))]
     Connect {
         /// The server's address.
         addr: SocketAddr,
+        /// The transport tried: a server on the other one refuses or stays
+        /// silent just like no server at all.
+        transport: crate::Transport,
         /// What the attempt ran into.
         reason: String,
         /// Whether nothing answered at that address (refused, or silent
@@ -48,9 +51,9 @@ pub enum Error {
 }
 
 /// The hint for a connection nothing answered.
-fn listening_hint(unreachable: bool, addr: &SocketAddr) -> String {
+fn listening_hint(unreachable: bool, addr: &SocketAddr, transport: crate::Transport) -> String {
     if unreachable {
-        format!(" (is a server listening on {addr}?)")
+        format!(" (is a protowright server listening on {addr} over {transport}?)")
     } else {
         String::new()
     }

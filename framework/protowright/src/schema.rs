@@ -81,6 +81,11 @@ impl Route {
 /// its protocol (what the receiver decodes) and its route (the delivery and
 /// channel from its schema options). A message listed in several roots is
 /// sent by wrapping it in the root it is meant for: `Root::from(message)`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a protocol message: no protocol root lists it",
+    label = "not listed in a protocol root's oneof",
+    note = "list it in the oneof of a message with `option (protowright.v1.protocol) = true;`, or, if several roots list it, send `Root::from(message)`"
+)]
 pub trait Outgoing: Send + 'static {
     /// The protocol root the receiver decodes.
     type Protocol: Protocol;

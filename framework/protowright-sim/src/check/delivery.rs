@@ -8,8 +8,8 @@ use protowright::Delivery;
 use super::{Check, Run, Violation};
 use crate::history::Observation;
 
-/// Holds each stream to its delivery's guarantee (see DESIGN's channel
-/// table), per sending connection (`flow`):
+/// Holds each stream to its delivery's guarantee (the `delivery` option of
+/// the schema), per sending connection (`flow`):
 ///
 /// | delivery | safety, throughout | liveness, after the heal |
 /// | --- | --- | --- |

@@ -36,6 +36,7 @@ impl<N: Net> Dialer<N> {
                     udp::Error::Bind { addr, source } => Error::Bind { addr, source },
                     other => Error::Connect {
                         addr: server,
+                        transport,
                         reason: other.to_string(),
                         unreachable: false,
                     },

@@ -173,6 +173,7 @@ impl Client {
         config.validate()?;
         let seed = net.random_u64().map_err(|error| Error::Connect {
             addr: server,
+            transport,
             reason: format!("no randomness for the reconnect jitter: {error}"),
             unreachable: false,
         })?;
@@ -197,6 +198,7 @@ impl Client {
                 dialer.close().await;
                 return Err(Error::Connect {
                     addr: server,
+                    transport,
                     reason: failure.reason,
                     unreachable: failure.unreachable,
                 });

@@ -9,6 +9,7 @@
 
 use std::collections::VecDeque;
 use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
@@ -32,6 +33,8 @@ pub(super) struct Inbox {
     room: Notify,
     max_messages: usize,
     max_bytes: usize,
+    /// Whether the inbox was ever full (reported once).
+    was_full: AtomicBool,
 }
 
 impl Inbox {
@@ -42,6 +45,7 @@ impl Inbox {
             room: Notify::new(),
             max_messages: max_messages.max(1),
             max_bytes,
+            was_full: AtomicBool::new(false),
         }
     }
 
@@ -54,6 +58,11 @@ impl Inbox {
     fn has_room(&self, state: &State, len: usize) -> bool {
         state.messages.is_empty()
             || (state.messages.len() < self.max_messages && state.bytes + len <= self.max_bytes)
+    }
+
+    /// Whether this is the first time the inbox is found full.
+    pub(super) fn first_time_full(&self) -> bool {
+        !self.was_full.swap(true, Ordering::Relaxed)
     }
 
     /// Queues a message if there is room now; hands it back if not.

@@ -424,6 +424,17 @@ impl<S: Service> Driver<S> {
         let Err(body) = self.shared.inbox.try_push(body) else {
             return;
         };
+        if self.shared.inbox.first_time_full() {
+            // The usual cause is an application that never reads this
+            // connection's messages: then calls behind them stall too, and
+            // only a deadline says so. Say it once, where it starts.
+            tracing::warn!(
+                peer = self.shared.peer(),
+                unread = self.shared.inbox.len(),
+                "received messages fill the inbox: nothing is calling recv() on this connection; \
+                 reading from the peer pauses until something does"
+            );
+        }
         self.shared.activity.pause_reads(true);
         self.shared.inbox.push(body).await;
         self.shared.activity.pause_reads(false);

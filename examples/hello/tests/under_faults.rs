@@ -1,11 +1,7 @@
-//! The README's "Test your protocol under faults" example, as written
-//! there: the greeter from its `.proto`, tested in simulation under drawn
-//! fault schedules, judged by protowright-sim's checkers.
-
 use std::time::Duration;
 
-use greeter::Host;
-use greeter::pb::{Greeter, GreeterClient, GreeterServer, HelloRequest};
+use hello::Host;
+use hello::pb::{Greeter, GreeterClient, GreeterServer, HelloRequest};
 use protowright::Transport;
 use protowright_sim::{Cases, Schedule, Sim, Space, check};
 
@@ -17,7 +13,7 @@ fn every_greeting_is_answered_correctly_under_faults() {
             .schedule(case.schedule)
             .host("server", |ctx| async move {
                 let server = ctx.server(Transport::Udp, 9000).await?;
-                server.serve(GreeterServer::new(Host::default())).await;
+                server.serve(GreeterServer::new(Host)).await;
                 Ok(())
             })
             .client("client", |ctx| async move {
@@ -26,12 +22,7 @@ fn every_greeting_is_answered_correctly_under_faults() {
                 for n in 0..60 {
                     let name = format!("guest {n}");
                     let call = ctx.call(Some(Duration::from_millis(500)));
-                    let reply = greeter
-                        .say_hello(HelloRequest {
-                            name: name.clone(),
-                            think_millis: 0,
-                        })
-                        .await;
+                    let reply = greeter.say_hello(HelloRequest { name: name.clone() }).await;
                     call.outcome(&reply, |reply| reply.message == format!("Hello, {name}!"));
                     tokio::time::sleep(Duration::from_millis(150)).await;
                 }
