@@ -163,6 +163,17 @@ impl Ctx {
         Server::bind(self.net(), transport, address, crate::defaults::server()).await
     }
 
+    /// Serves `service` on this host at `port` (a [`server`](Self::server)
+    /// serving every connection with a clone of it) until the host is
+    /// crashed or the simulation ends: the body of most server hosts.
+    pub async fn serve<S>(&self, transport: Transport, port: u16, service: S) -> crate::HostResult
+    where
+        S: protowright::rpc::Service + Clone,
+    {
+        self.server(transport, port).await?.serve(service).await;
+        Ok(())
+    }
+
     /// A client of `server` with the simulation's settings
     /// ([`defaults::client`](crate::defaults::client)). The first connect
     /// fails fast when the server cannot be reached; in a simulation a
@@ -213,6 +224,12 @@ impl Sim {
             history: History::new(),
             control: FaultControl::new(crate::random::derive(seed, crate::random::FAULT_STREAM)),
         }
+    }
+
+    /// A run of `case`: its seed and its schedule (what [`Cases`](crate::Cases)
+    /// hands each test case).
+    pub fn for_case(case: crate::Case) -> Self {
+        Self::new(case.seed).schedule(case.schedule)
     }
 
     /// The faults to apply (default: none).
