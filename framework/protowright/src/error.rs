@@ -50,6 +50,11 @@ pub enum Error {
     },
 }
 
+/// How many bytes a partial frame announced, for [`ConnectionError::FrameTimeout`].
+fn expected_bytes(expected: Option<usize>) -> String {
+    expected.map_or_else(|| "an unknown number of".to_owned(), |len| len.to_string())
+}
+
 /// The hint for a connection nothing answered.
 fn listening_hint(unreachable: bool, addr: &SocketAddr, transport: crate::Transport) -> String {
     if unreachable {
@@ -61,7 +66,12 @@ fn listening_hint(unreachable: bool, addr: &SocketAddr, transport: crate::Transp
 
 impl From<crate::rpc::ConfigError> for Error {
     fn from(error: crate::rpc::ConfigError) -> Self {
-        Self::Config(error.0)
+        // The session's error already says "invalid configuration".
+        let text = error.to_string();
+        let text = text
+            .strip_prefix("invalid configuration: ")
+            .unwrap_or(&text);
+        Self::Config(text.to_owned())
     }
 }
 
@@ -196,6 +206,26 @@ pub enum ConnectionError {
         /// How long the silence lasted.
         silence: std::time::Duration,
     },
+    /// A frame the peer started did not arrive whole within the frame
+    /// timeout (`rpc::Config::frame_timeout`), counted from its first byte:
+    /// the peer is too slow or is trickling bytes to hold the connection
+    /// open. The peer is told why. Raise the timeout if frames this large
+    /// must cross links this slow.
+    #[error(
+        "a frame from {peer} did not arrive within {limit:?} of its first byte: \
+         {received} of {}{}", expected_bytes(*.expected), " bytes came; the peer is too slow or stalling"
+    )]
+    FrameTimeout {
+        /// Who sent the partial frame.
+        peer: String,
+        /// The frame timeout in force.
+        limit: std::time::Duration,
+        /// Bytes of the frame that had arrived: of its body once its
+        /// length prefix was read, else of the prefix.
+        received: usize,
+        /// The body length its prefix announced, if the prefix had arrived.
+        expected: Option<usize>,
+    },
     /// Writing to the peer made no progress for the write-stall timeout: it
     /// stopped reading.
     #[error("writing to {peer} made no progress for {stalled:?}: the peer stopped reading")]
@@ -247,6 +277,7 @@ impl ConnectionError {
             }
             | Self::Decode { .. }
             | Self::Protocol { .. } => Code::InvalidArgument,
+            Self::FrameTimeout { .. } => Code::DeadlineExceeded,
             _ => return None,
         };
         let reason = match self {

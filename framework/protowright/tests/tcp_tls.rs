@@ -186,3 +186,85 @@ async fn a_tls_client_cannot_connect_to_a_plaintext_server() {
     assert!(matches!(error, Error::Connect { .. }), "{error}");
     assert!(started.elapsed() < Duration::from_secs(2), "{error}");
 }
+
+/// A peer that opens TCP to a TLS server and never speaks, in a turmoil
+/// simulation (virtual time): the server drops it at the handshake timeout,
+/// well before the session's 15 s dead-peer bound would, saying why.
+#[test]
+fn a_peer_that_never_speaks_tls_is_dropped_at_the_handshake_timeout() {
+    use protowright_sim::Turmoil;
+    use tokio::io::AsyncReadExt;
+
+    const PORT: u16 = 9443;
+    const LIMIT: Duration = Duration::from_secs(3);
+    let now = || turmoil::sim_elapsed().unwrap_or_default();
+    protowright_sim::reseed(3);
+    let mut sim = turmoil::Builder::new()
+        .rng_seed(3)
+        .simulation_duration(Duration::from_secs(60))
+        .min_message_latency(Duration::from_millis(1))
+        .max_message_latency(Duration::from_millis(1))
+        .build();
+    let ended: Arc<std::sync::Mutex<Option<(String, Duration)>>> = Arc::default();
+    let record = Arc::clone(&ended);
+    sim.host("server", move || {
+        let record = Arc::clone(&record);
+        async move {
+            let (cert, key) = certificate();
+            let net = Tls::server(Turmoil, server_tls(cert, key))
+                .with_handshake_timeout(LIMIT)
+                .unwrap();
+            let any: SocketAddr = (std::net::Ipv4Addr::UNSPECIFIED, PORT).into();
+            let mut server =
+                Server::bind(net, Transport::Tcp, any, ServerConfig::default()).await?;
+            while let Some(incoming) = server.accept().await {
+                let connection = incoming.serve(ProbeServer::new(Probe::default()));
+                let record = Arc::clone(&record);
+                tokio::spawn(async move {
+                    let error = connection.closed().await.unwrap_err();
+                    *record.lock().unwrap() = Some((error.to_string(), now()));
+                });
+            }
+            Ok(())
+        }
+    });
+    let closed: Arc<std::sync::Mutex<Option<(Duration, Duration)>>> = Arc::default();
+    let seen = Arc::clone(&closed);
+    sim.client("silent", async move {
+        let addr: SocketAddr = (turmoil::lookup("server"), PORT).into();
+        let mut stream = turmoil::net::TcpStream::connect(addr).await?;
+        let connected = now();
+        let mut bytes = Vec::new();
+        let _ = stream.read_to_end(&mut bytes).await;
+        *seen.lock().unwrap() = Some((connected, now()));
+        Ok(())
+    });
+    sim.run().unwrap();
+    let (connected, closed) = closed.lock().unwrap().unwrap();
+    let (error, _) = ended.lock().unwrap().clone().expect("the server ended it");
+    let took = closed - connected;
+    println!("silent peer dropped after {took:?} (handshake timeout {LIMIT:?}): {error}");
+    assert!(
+        took >= LIMIT - Duration::from_millis(5) && took <= LIMIT + Duration::from_millis(100),
+        "dropped after {took:?}, not at the {LIMIT:?} handshake timeout"
+    );
+    assert!(error.contains("TLS handshake did not complete"), "{error}");
+}
+
+#[test]
+fn a_handshake_timeout_that_could_overflow_a_deadline_is_refused() {
+    let (cert, key) = certificate();
+    let error = Tls::server(Tokio, server_tls(cert, key))
+        .with_handshake_timeout(Duration::MAX)
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            protowright::rpc::ConfigError::TooLong {
+                setting: "handshake_timeout",
+                ..
+            }
+        ),
+        "{error}"
+    );
+}

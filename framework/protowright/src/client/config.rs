@@ -18,7 +18,8 @@ use crate::udp;
 pub struct ClientConfig {
     /// Settings of the connection's session.
     pub session: rpc::Config,
-    /// How long one connection attempt may take.
+    /// How long one connection attempt may take (above zero, at most
+    /// [`rpc::MAX_DURATION`]).
     pub connect_timeout: Duration,
     /// Whether to reopen a lost connection (default `true`). Turn it off for
     /// a protocol whose state belongs to one connection (a game seat, a
@@ -54,10 +55,10 @@ impl ClientConfig {
     pub fn validate(&self) -> Result<(), Error> {
         self.session.validate()?;
         self.udp.validate()?;
-        if self.connect_timeout.is_zero() {
-            return Err(Error::Config(
-                "`connect_timeout` must be longer than zero".into(),
-            ));
+        rpc::check_duration("connect_timeout", self.connect_timeout)?;
+        rpc::check_duration("backoff.max", self.backoff.max)?;
+        if let Some(max_elapsed) = self.backoff.max_elapsed {
+            rpc::check_duration("backoff.max_elapsed", max_elapsed)?;
         }
         if self.backoff.initial.is_zero() || self.backoff.max < self.backoff.initial {
             return Err(Error::Config(

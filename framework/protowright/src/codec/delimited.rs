@@ -52,12 +52,23 @@ impl Delimited {
         self.max_frame
     }
 
+    /// The body length the current frame's prefix announced, while that
+    /// body is still arriving; `None` between frames and while a prefix is.
+    pub fn announced(&self) -> Option<usize> {
+        match self.state {
+            DecodeState::Head => None,
+            DecodeState::Data(len) => Some(len),
+        }
+    }
+
     /// Takes the next complete frame body out of `buf`.
     ///
     /// Returns `Ok(None)` when `buf` does not yet hold a whole frame; the bytes
     /// stay in `buf` (or the parsed prefix stays in the codec) for the next
     /// call. Returns an error as soon as a prefix is malformed or announces
-    /// more than the maximum, before any room is reserved for the body.
+    /// more than the maximum. Never reserves room in `buf`: the caller
+    /// grows it as bytes arrive, so memory follows what arrived, not what
+    /// was announced.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
         let len = match self.state {
             DecodeState::Data(len) => len,
@@ -67,9 +78,9 @@ impl Delimited {
             },
         };
         if buf.len() < len {
-            // Reserve the rest of this frame once we know it is within bounds,
-            // so large frames are not assembled through repeated regrowth.
-            buf.reserve(len - buf.len());
+            // Nothing is reserved for the rest of the body: a peer that
+            // announces a large frame and sends little of it costs what it
+            // sent. The caller's buffer grows as the bytes arrive.
             self.state = DecodeState::Data(len);
             return Ok(None);
         }

@@ -77,7 +77,7 @@ impl Connection {
         IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
         S: Service,
     {
-        let link = StreamLink::new(io, peer.clone(), config.max_frame, config.read_buffer);
+        let link = StreamLink::new(io, peer.clone(), &config);
         let pending = rpc::Pending::new(peer, config);
         let transport = peer_addr.map(|_| Transport::Tcp);
         let connection = Self::new(pending.client(), peer_addr, Path::Session { transport });

@@ -9,6 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::budget::Held;
 use super::shared::Shared;
 use super::wire;
 use super::{Service, Status};
@@ -20,7 +21,8 @@ use crate::v1::Envelope;
 /// waiting; only a handler that waits gets a task of its own (and is
 /// registered so a cancel can stop it). Fails at once, without running
 /// anything, when every handler slot is busy or the call id is already
-/// being served.
+/// being served. When the request budget has no room for the body, waits
+/// (reading paused) until handlers give some back.
 pub(super) async fn serve<S: Service>(
     shared: &Arc<Shared>,
     service: &Arc<S>,
@@ -40,6 +42,7 @@ pub(super) async fn serve<S: Service>(
             "call id {call_id} is already in use by a call in progress"
         )));
     }
+    let held = hold_body(shared, envelope.body.len()).await?;
     let timeout =
         (envelope.timeout_micros > 0).then(|| Duration::from_micros(envelope.timeout_micros));
     let handler = Handler {
@@ -50,7 +53,7 @@ pub(super) async fn serve<S: Service>(
         body: envelope.body,
         timeout,
     };
-    let mut task = Box::pin(handler.run(slot));
+    let mut task = Box::pin(handler.run(slot, held));
     let finished = std::future::poll_fn(|cx| Poll::Ready(task.as_mut().poll(cx).is_ready())).await;
     if !finished {
         shared
@@ -58,6 +61,18 @@ pub(super) async fn serve<S: Service>(
             .register(call_id, || tokio::spawn(task).abort_handle());
     }
     Ok(())
+}
+
+/// Takes room for a request body of `len` bytes in the request budget;
+/// when there is none, pauses reading until handlers give some back.
+async fn hold_body(shared: &Shared, len: usize) -> Result<Held, Status> {
+    if let Some(held) = shared.serving.try_hold(len) {
+        return Ok(held);
+    }
+    shared.activity.pause_reads(true);
+    let held = shared.serving.hold(len).await;
+    shared.activity.pause_reads(false);
+    held.ok_or_else(|| Status::unavailable("the session is closing"))
 }
 
 /// One incoming call: run in the reader's pass, or on a task of its own
@@ -84,7 +99,9 @@ impl<S: Service> Handler<S> {
         }
     }
 
-    async fn run(self, _slot: OwnedSemaphorePermit) {
+    /// Runs the handler and queues its answer, holding its slot and its
+    /// room in the request budget until then.
+    async fn run(self, _slot: OwnedSemaphorePermit, _held: Held) {
         let outcome = self.outcome().await;
         let answer = wire::response(self.call_id, outcome);
         if let Err(refused) = self.shared.enqueue(answer).await {

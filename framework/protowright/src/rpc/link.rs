@@ -75,4 +75,12 @@ impl Meter<'_> {
         self.activity.mark(Moment::Read);
         Counters::add(&self.counters.bytes_in, bytes as u64);
     }
+
+    /// The link now holds `bytes` of memory for reading (its buffer's
+    /// capacity).
+    pub(crate) fn on_reserved(&self, bytes: usize) {
+        self.counters
+            .read_reserved
+            .store(bytes as u64, std::sync::atomic::Ordering::Relaxed);
+    }
 }

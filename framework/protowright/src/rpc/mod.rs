@@ -26,6 +26,7 @@
 //! - `wire`: building and decoding envelopes.
 //! - [`Client`], [`Service`], [`Channel`], [`Status`], [`Config`], [`Stats`].
 
+mod budget;
 mod calls;
 mod client;
 mod config;
@@ -45,7 +46,8 @@ mod stream;
 mod wire;
 
 pub use client::Client;
-pub use config::{Config, ConfigError};
+pub(crate) use config::check_duration;
+pub use config::{Config, ConfigError, MAX_DURATION};
 pub use service::{CallOptions, Channel, NoService, Service, decode_request, encode, unary};
 pub(crate) use session::Pending;
 pub use session::Session;

@@ -1,7 +1,7 @@
 //! One-way messages (the wire's ONE_WAY calls): handled one at a time, in
-//! arrival order, by a worker task per connection; when its bounded queue
-//! is full, reading pauses — backpressure on the sender, never a dropped
-//! message.
+//! arrival order, by a worker task per connection; when its queue is full
+//! (`one_way_queue` messages or `one_way_bytes` bytes), reading pauses —
+//! backpressure on the sender, never a dropped message.
 
 use std::sync::{Arc, OnceLock};
 
@@ -9,13 +9,23 @@ use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::Service;
+use super::budget::{Budget, Held};
 use super::shared::Shared;
 
-/// A connection's one-way worker: its queue and the room left in it
-/// (counted in messages), set up at the first one-way message.
+/// A connection's one-way worker: its queue and the room left in it,
+/// counted in messages and in bytes, set up at the first one-way message.
 #[derive(Debug, Default)]
 pub(super) struct OneWays {
-    worker: OnceLock<(mpsc::UnboundedSender<OneWayBatch>, Arc<Semaphore>)>,
+    worker: OnceLock<Worker>,
+}
+
+#[derive(Debug)]
+struct Worker {
+    queue: mpsc::UnboundedSender<OneWayBatch>,
+    /// Room in the queue, in messages.
+    room: Arc<Semaphore>,
+    /// Room in the queue, in bytes.
+    bytes: Budget,
 }
 
 impl OneWays {
@@ -33,33 +43,54 @@ impl OneWays {
             return;
         }
         let capacity = shared.config().one_way_queue.max(1);
-        let (queue, room) = self.worker.get_or_init(|| {
+        let worker = self.worker.get_or_init(|| {
             let (queue, batches) = mpsc::unbounded_channel();
             tokio::spawn(one_way_worker(
                 Arc::clone(shared),
                 Arc::clone(service),
                 batches,
             ));
-            (queue, Arc::new(Semaphore::new(capacity)))
+            Worker {
+                queue,
+                room: Arc::new(Semaphore::new(capacity)),
+                bytes: Budget::new(shared.config().one_way_bytes),
+            }
         });
+        let count = messages.len();
+        let bytes = messages.iter().map(|(_, body)| body.len()).sum::<usize>();
         // A batch larger than the whole queue waits for all of it.
-        let wanted = u32::try_from(messages.len().min(capacity)).unwrap_or(u32::MAX);
-        let permit = match Arc::clone(room).try_acquire_many_owned(wanted) {
-            Ok(permit) => permit,
-            Err(_) => {
+        let wanted = u32::try_from(count.min(capacity)).unwrap_or(u32::MAX);
+        let room = Arc::clone(&worker.room).try_acquire_many_owned(wanted).ok();
+        let held = worker.bytes.try_take(bytes, count);
+        let (room, held) = match (room, held) {
+            (Some(room), Some(held)) => (room, held),
+            (room, held) => {
                 shared.activity.pause_reads(true);
-                let permit = Arc::clone(room).acquire_many_owned(wanted).await;
+                let room = match room {
+                    Some(room) => Some(room),
+                    None => Arc::clone(&worker.room)
+                        .acquire_many_owned(wanted)
+                        .await
+                        .ok(),
+                };
+                let held = match held {
+                    Some(held) => Some(held),
+                    None => worker.bytes.take(bytes, count).await,
+                };
                 shared.activity.pause_reads(false);
-                let Ok(permit) = permit else { return };
-                permit
+                let (Some(room), Some(held)) = (room, held) else {
+                    return;
+                };
+                (room, held)
             }
         };
-        let count = messages.len();
         shared.serving.one_ways_queued(count);
-        if queue
+        if worker
+            .queue
             .send(OneWayBatch {
                 messages,
-                _room: permit,
+                _room: room,
+                _held: held,
             })
             .is_err()
         {
@@ -72,6 +103,7 @@ impl OneWays {
 struct OneWayBatch {
     messages: Vec<(u32, Bytes)>,
     _room: OwnedSemaphorePermit,
+    _held: Held,
 }
 
 /// Handles a connection's one-way messages, one at a time, in order, until

@@ -2,9 +2,10 @@
 //!
 //! Most handlers answer in the reader's own pass; a handler that has to wait
 //! gets a task, registered here by call id so a CANCEL can stop it. Handler
-//! slots bound how many run at once (`max_concurrent_requests`); one-way
-//! messages queued for their worker are counted so a draining session knows
-//! when it is done.
+//! slots bound how many run at once (`max_concurrent_requests`), a byte
+//! budget how much their requests hold (`request_bytes`); one-way messages
+//! queued for their worker are counted so a draining session knows when it
+//! is done.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,6 +14,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::AbortHandle;
 
+use super::budget::{Budget, Held};
+
 /// The peer's calls in progress on this side.
 #[derive(Debug)]
 pub(super) struct Serving {
@@ -20,15 +23,18 @@ pub(super) struct Serving {
     running: Mutex<BTreeMap<u64, AbortHandle>>,
     /// Bounds the handlers running at once.
     slots: Arc<Semaphore>,
+    /// Bounds the bytes their requests hold.
+    bytes: Budget,
     /// One-way messages queued for or in their handler.
     one_ways: AtomicUsize,
 }
 
 impl Serving {
-    pub(super) fn new(max_concurrent: usize) -> Self {
+    pub(super) fn new(max_concurrent: usize, request_bytes: usize) -> Self {
         Self {
             running: Mutex::default(),
             slots: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            bytes: Budget::new(request_bytes),
             one_ways: AtomicUsize::new(0),
         }
     }
@@ -40,6 +46,18 @@ impl Serving {
     /// A handler slot if one is free now.
     pub(super) fn try_slot(&self) -> Option<OwnedSemaphorePermit> {
         Arc::clone(&self.slots).try_acquire_owned().ok()
+    }
+
+    /// Room in the request budget for a body of `len` bytes, if there is
+    /// some now.
+    pub(super) fn try_hold(&self, len: usize) -> Option<Held> {
+        self.bytes.try_take(len, 1)
+    }
+
+    /// Room in the request budget for a body of `len` bytes, waiting for
+    /// handlers to give some back.
+    pub(super) async fn hold(&self, len: usize) -> Option<Held> {
+        self.bytes.take(len, 1).await
     }
 
     /// Whether a handler for `call_id` is running on a task.

@@ -58,7 +58,7 @@ impl Session {
         S: Service,
     {
         let peer = peer.into();
-        let link = StreamLink::new(io, peer.clone(), config.max_frame, config.read_buffer);
+        let link = StreamLink::new(io, peer.clone(), &config);
         Pending::new(peer, config).start(link, service)
     }
 

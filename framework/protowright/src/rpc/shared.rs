@@ -89,7 +89,7 @@ impl Shared {
             ),
             inbox: Inbox::new(config.message_queue, config.message_bytes),
             calls: Calls::new(config.max_in_flight),
-            serving: Serving::new(config.max_concurrent_requests),
+            serving: Serving::new(config.max_concurrent_requests, config.request_bytes),
             peer,
             config,
             life: Mutex::new(Lifecycle::Open),

@@ -20,6 +20,11 @@ pub struct Stats {
     pub inbox_depth: usize,
     /// The latest round trip measured by a heartbeat, if any was answered.
     pub rtt: Option<Duration>,
+    /// Bytes the link holds for reading now (over a byte stream, its read
+    /// buffer's capacity; 0 over reliable UDP, whose engine counts its
+    /// own). A partial frame grows it with the bytes that arrived, never
+    /// with the length its prefix announced.
+    pub read_reserved: usize,
 }
 
 /// The live counters behind [`Stats`].
@@ -31,6 +36,8 @@ pub(super) struct Counters {
     pub(super) messages_out: AtomicU64,
     /// Microseconds; 0 until the first heartbeat is answered.
     pub(super) rtt_micros: AtomicU64,
+    /// A gauge: the link's read buffer capacity now.
+    pub(super) read_reserved: AtomicU64,
 }
 
 impl Counters {
@@ -56,6 +63,8 @@ impl Counters {
             queue_depth,
             inbox_depth,
             rtt,
+            read_reserved: usize::try_from(self.read_reserved.load(Ordering::Relaxed))
+                .unwrap_or(usize::MAX),
         }
     }
 }

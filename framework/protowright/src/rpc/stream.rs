@@ -6,10 +6,24 @@
 //! out of a growing buffer with [`Delimited`], which refuses an oversized
 //! length before reserving anything; writing passes the session's batches
 //! straight to the stream, so many small envelopes cost one system call.
+//!
+//! What a peer can make the reader hold is bounded by what it sent:
+//! - the buffer grows as bytes arrive (at most about twice what is
+//!   buffered, plus `read_buffer`), never to the length a prefix announced;
+//! - a frame must arrive whole within `frame_timeout` of its first byte,
+//!   counting only the time spent waiting for the peer, not time this side
+//!   spent not reading (its queues full);
+//! - a frame smaller than `read_buffer` is copied out of the buffer, so a
+//!   small message waiting in a queue never keeps a whole read buffer
+//!   alive, and the byte budgets count what is really held.
+
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::time::Instant;
 
+use super::Config;
 use super::link::{Link, LinkReader, LinkWriter, Meter};
 use crate::codec::Delimited;
 use crate::error::ConnectionError;
@@ -21,17 +35,19 @@ pub(crate) struct StreamLink<IO> {
     peer: String,
     max_frame: usize,
     read_buffer: usize,
+    frame_timeout: Option<Duration>,
 }
 
 impl<IO> StreamLink<IO> {
-    /// `io` to `peer`, refusing frames above `max_frame` bytes and reading
-    /// `read_buffer` bytes at a time.
-    pub(crate) fn new(io: IO, peer: String, max_frame: usize, read_buffer: usize) -> Self {
+    /// `io` to `peer`, with the frame limit, frame timeout and read buffer
+    /// size of `config`.
+    pub(crate) fn new(io: IO, peer: String, config: &Config) -> Self {
         Self {
             io,
             peer,
-            max_frame,
-            read_buffer,
+            max_frame: config.max_frame,
+            read_buffer: config.read_buffer,
+            frame_timeout: config.frame_timeout,
         }
     }
 }
@@ -47,6 +63,8 @@ impl<IO: AsyncRead + AsyncWrite + Send + 'static> Link for StreamLink<IO> {
             codec: Delimited::new(self.max_frame),
             buf: BytesMut::with_capacity(self.read_buffer),
             read_buffer: self.read_buffer,
+            frame_timeout: self.frame_timeout,
+            waited: Duration::ZERO,
             peer: self.peer.clone(),
         };
         let writer = StreamWriter {
@@ -64,6 +82,10 @@ pub(crate) struct StreamReader<R> {
     codec: Delimited,
     buf: BytesMut,
     read_buffer: usize,
+    frame_timeout: Option<Duration>,
+    /// How long reads have waited for the peer since the partial frame in
+    /// `buf` began (zero between frames).
+    waited: Duration,
     peer: String,
 }
 
@@ -74,27 +96,17 @@ impl<R: AsyncRead + Unpin + Send + 'static> LinkReader for StreamReader<R> {
         meter: &Meter<'_>,
     ) -> Result<bool, ConnectionError> {
         loop {
-            while let Some(frame) =
-                self.codec
-                    .decode(&mut self.buf)
-                    .map_err(|source| ConnectionError::Frame {
-                        peer: self.peer.clone(),
-                        source,
-                    })?
-            {
-                frames.push(frame);
-            }
+            self.cut_frames(frames)?;
+            meter.on_reserved(self.buf.capacity());
             if !frames.is_empty() {
                 return Ok(true);
             }
             if self.buf.capacity() - self.buf.len() < self.read_buffer / 4 {
+                // Grows with what arrived (doubling at most), never with
+                // what a prefix announced.
                 self.buf.reserve(self.read_buffer);
             }
-            let read = self
-                .reader
-                .read_buf(&mut self.buf)
-                .await
-                .map_err(|source| ConnectionError::io(&self.peer, source))?;
+            let read = self.read_more().await?;
             if read == 0 {
                 self.codec
                     .decode_eof(&self.buf)
@@ -105,6 +117,67 @@ impl<R: AsyncRead + Unpin + Send + 'static> LinkReader for StreamReader<R> {
                 return Ok(false);
             }
             meter.on_read(read);
+        }
+    }
+}
+
+impl<R: AsyncRead + Unpin + Send + 'static> StreamReader<R> {
+    /// Moves every whole frame in the buffer to `frames`.
+    fn cut_frames(&mut self, frames: &mut Vec<Bytes>) -> Result<(), ConnectionError> {
+        while let Some(frame) =
+            self.codec
+                .decode(&mut self.buf)
+                .map_err(|source| ConnectionError::Frame {
+                    peer: self.peer.clone(),
+                    source,
+                })?
+        {
+            // What follows is a new frame, whose first byte came just now.
+            self.waited = Duration::ZERO;
+            // A small frame shared with the buffer would keep all of it
+            // alive while it waits in a queue; a copy costs little.
+            let frame = if frame.len() < self.read_buffer {
+                Bytes::copy_from_slice(&frame)
+            } else {
+                frame
+            };
+            frames.push(frame);
+        }
+        Ok(())
+    }
+
+    /// Whether part of a frame is buffered.
+    fn is_inside_frame(&self) -> bool {
+        !self.buf.is_empty() || self.codec.announced().is_some()
+    }
+
+    /// Reads once into the buffer; inside a frame, within what is left of
+    /// the frame timeout.
+    async fn read_more(&mut self) -> Result<usize, ConnectionError> {
+        let limit = self.frame_timeout.filter(|_| self.is_inside_frame());
+        let started = Instant::now();
+        let read = self.reader.read_buf(&mut self.buf);
+        let read = match limit {
+            None => read.await,
+            Some(limit) => {
+                let left = limit.saturating_sub(self.waited);
+                tokio::time::timeout(left, read)
+                    .await
+                    .map_err(|_| self.frame_timed_out(limit))?
+            }
+        };
+        if limit.is_some() {
+            self.waited += started.elapsed();
+        }
+        read.map_err(|source| ConnectionError::io(&self.peer, source))
+    }
+
+    fn frame_timed_out(&self, limit: Duration) -> ConnectionError {
+        ConnectionError::FrameTimeout {
+            peer: self.peer.clone(),
+            limit,
+            received: self.buf.len(),
+            expected: self.codec.announced(),
         }
     }
 }

@@ -21,7 +21,8 @@ pub struct ServerConfig {
     /// UDP its handshake is refused with the reason.
     pub max_connections: usize,
     /// On shutdown, how long calls in flight may take to finish before the
-    /// remaining connections are closed.
+    /// remaining connections are closed. Above zero, at most
+    /// [`rpc::MAX_DURATION`].
     pub shutdown_timeout: Duration,
     /// TCP: turn Nagle's algorithm off, so small messages leave at once.
     pub nodelay: bool,
@@ -50,6 +51,7 @@ impl ServerConfig {
         if self.max_connections == 0 {
             return Err(Error::Config("`max_connections` must be at least 1".into()));
         }
+        rpc::check_duration("shutdown_timeout", self.shutdown_timeout)?;
         self.udp_config().validate()?;
         Ok(())
     }

@@ -3,9 +3,13 @@
 //! [`Tls`] wraps any [`Net`] and encrypts its streams with rustls, so a
 //! [`Server`](crate::Server) or [`Client`](crate::Client) on
 //! [`Transport::Tcp`](crate::Transport::Tcp) gets TLS by being given
-//! `Tls::server(...)` or `Tls::client(...)` instead of the plain network. A server's handshake runs lazily on the connection's own task,
-//! so a slow or hostile handshake never holds up the accept loop, and the
-//! session's dead-peer bound limits how long it may take.
+//! `Tls::server(...)` or `Tls::client(...)` instead of the plain network.
+//! A server's handshake runs lazily on the connection's own task, so a slow
+//! or hostile handshake never holds up the accept loop, and it must finish
+//! within the handshake timeout ([`DEFAULT_HANDSHAKE_TIMEOUT`], or
+//! [`Tls::with_handshake_timeout`]): a peer that connects and never speaks
+//! TLS is dropped then, with an I/O error of kind `TimedOut` whose inner
+//! error is a [`HandshakeTimeout`].
 
 use std::future::Future as _;
 use std::io;
@@ -13,22 +17,51 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Sleep;
 use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::{Accept, TlsAcceptor, TlsConnector, client, rustls, server};
 
 use crate::net::{Listener, Net, Stream};
+use crate::rpc::{ConfigError, check_duration};
+
+/// How long a TLS handshake may take unless set otherwise: 10 s, ample for
+/// a few round trips on any link, short enough that a peer which connects
+/// and says nothing soon gives its socket back.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A TLS handshake did not complete within its timeout: the peer is too
+/// slow, or does not speak TLS. Carried inside the `TimedOut` I/O error
+/// that ends the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the TLS handshake did not complete within {limit:?}: the peer is too slow or does not speak TLS"
+)]
+pub struct HandshakeTimeout {
+    /// The handshake timeout in force.
+    pub limit: Duration,
+}
+
+impl HandshakeTimeout {
+    fn into_io(self) -> io::Error {
+        io::Error::new(io::ErrorKind::TimedOut, self)
+    }
+}
 
 /// A network whose streams are encrypted with TLS.
 ///
 /// Built for one role: [`server`](Self::server) accepts TLS connections,
 /// [`client`](Self::client) opens them. Datagrams are not covered: binding
-/// one fails with `Unsupported`.
+/// one fails with `Unsupported`. Either role's handshake must finish within
+/// the handshake timeout ([`DEFAULT_HANDSHAKE_TIMEOUT`] unless set with
+/// [`with_handshake_timeout`](Self::with_handshake_timeout)).
 #[derive(Clone)]
 pub struct Tls<N> {
     inner: N,
     role: Role,
+    handshake_timeout: Duration,
 }
 
 #[derive(Clone)]
@@ -43,7 +76,10 @@ impl<N> std::fmt::Debug for Tls<N> {
             Role::Server(_) => "server".to_owned(),
             Role::Client(_, name) => format!("client of {name:?}"),
         };
-        f.debug_struct("Tls").field("role", &role).finish()
+        f.debug_struct("Tls")
+            .field("role", &role)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .finish()
     }
 }
 
@@ -54,6 +90,7 @@ impl<N: Net> Tls<N> {
         Self {
             inner,
             role: Role::Server(TlsAcceptor::from(config)),
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
         }
     }
 
@@ -67,7 +104,17 @@ impl<N: Net> Tls<N> {
         Self {
             inner,
             role: Role::Client(TlsConnector::from(config), server_name),
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
         }
+    }
+
+    /// Sets how long a handshake may take, from the TCP connection's
+    /// accept (or connect) to the end of the handshake. Refuses zero and
+    /// anything above [`MAX_DURATION`](crate::rpc::MAX_DURATION).
+    pub fn with_handshake_timeout(mut self, limit: Duration) -> Result<Self, ConfigError> {
+        check_duration("handshake_timeout", limit)?;
+        self.handshake_timeout = limit;
+        Ok(self)
     }
 }
 
@@ -90,6 +137,7 @@ impl<N: Net> Net for Tls<N> {
         Ok(TlsListener {
             inner: self.inner.listen(addr).await?,
             acceptor: acceptor.clone(),
+            handshake_timeout: self.handshake_timeout,
         })
     }
 
@@ -99,7 +147,10 @@ impl<N: Net> Net for Tls<N> {
         };
         let stream = self.inner.connect(addr).await?;
         let addrs = Addrs::of(&stream)?;
-        let tls = connector.connect(name.clone(), stream).await?;
+        let limit = self.handshake_timeout;
+        let tls = tokio::time::timeout(limit, connector.connect(name.clone(), stream))
+            .await
+            .map_err(|_| HandshakeTimeout { limit }.into_io())??;
         Ok(TlsStream {
             addrs,
             state: State::Client(Box::new(tls)),
@@ -122,6 +173,7 @@ impl<N: Net> Net for Tls<N> {
 pub struct TlsListener<L> {
     inner: L,
     acceptor: TlsAcceptor,
+    handshake_timeout: Duration,
 }
 
 impl<L: Listener> Listener for TlsListener<L> {
@@ -130,7 +182,11 @@ impl<L: Listener> Listener for TlsListener<L> {
     async fn accept(&self) -> io::Result<(Self::Stream, SocketAddr)> {
         let (stream, peer) = self.inner.accept().await?;
         let addrs = Addrs::of(&stream)?;
-        let handshake = self.acceptor.accept(stream);
+        let handshake = Handshake {
+            accept: self.acceptor.accept(stream),
+            limit: self.handshake_timeout,
+            deadline: Box::pin(tokio::time::sleep(self.handshake_timeout)),
+        };
         Ok((
             TlsStream {
                 addrs,
@@ -167,18 +223,32 @@ pub struct TlsStream<S> {
     state: State<S>,
 }
 
+/// A server's handshake under way, and when it must be done.
+struct Handshake<S> {
+    accept: Accept<S>,
+    limit: Duration,
+    deadline: Pin<Box<Sleep>>,
+}
+
 enum State<S> {
-    Accepting(Box<Accept<S>>),
+    Accepting(Box<Handshake<S>>),
     Server(Box<server::TlsStream<S>>),
     Client(Box<client::TlsStream<S>>),
 }
 
 impl<S: Stream> TlsStream<S> {
     /// Drives a pending server handshake; ready once the stream is usable.
+    /// Fails with a [`HandshakeTimeout`] once the handshake's deadline
+    /// passed.
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if let State::Accepting(handshake) = &mut self.state {
-            let stream = ready!(Pin::new(handshake.as_mut()).poll(cx))?;
-            self.state = State::Server(Box::new(stream));
+            if let Poll::Ready(stream) = Pin::new(&mut handshake.accept).poll(cx) {
+                self.state = State::Server(Box::new(stream?));
+                return Poll::Ready(Ok(()));
+            }
+            ready!(handshake.deadline.as_mut().poll(cx));
+            let limit = handshake.limit;
+            return Poll::Ready(Err(HandshakeTimeout { limit }.into_io()));
         }
         Poll::Ready(Ok(()))
     }
@@ -196,6 +266,7 @@ impl<S: Stream> Stream for TlsStream<S> {
     fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
         match &self.state {
             State::Accepting(handshake) => handshake
+                .accept
                 .get_ref()
                 .map_or(Ok(()), |s| s.set_nodelay(nodelay)),
             State::Server(stream) => stream.get_ref().0.set_nodelay(nodelay),

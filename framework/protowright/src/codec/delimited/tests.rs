@@ -50,6 +50,22 @@ fn refuses_an_oversized_length_before_reserving_room() {
 }
 
 #[test]
+fn an_accepted_large_announcement_reserves_nothing_beyond_what_arrived() {
+    let mut codec = Delimited::default();
+    let mut buf = BytesMut::new();
+    put_varint(&mut buf, DEFAULT_MAX_FRAME as u64);
+    buf.put_slice(&[1, 2, 3]);
+    let capacity_before = buf.capacity();
+    assert_eq!(codec.decode(&mut buf).unwrap(), None);
+    assert_eq!(codec.announced(), Some(DEFAULT_MAX_FRAME));
+    assert_eq!(
+        buf.capacity(),
+        capacity_before - 4,
+        "only the prefix was consumed"
+    );
+}
+
+#[test]
 fn refuses_a_varint_longer_than_ten_bytes() {
     let mut buf = BytesMut::from(&[0xffu8; 11][..]);
     assert_eq!(
