@@ -19,7 +19,8 @@
 //!   refuse malformed input with a [`DecodeError`] and never panic.
 //! - `cookie`: stateless address validation for the handshake.
 //! - `connection`: one connection: handshake, acks, RFC 9002 loss
-//!   recovery, flow control, keepalive and close.
+//!   recovery, flow control, keepalive and close (a folder, one concept a
+//!   file: its `mod.rs` has the map).
 //! - `send`, `recv`: a connection's message queues per priority,
 //!   fragmentation and reassembly per delivery lane.
 //! - `rtt`, `congestion`: RTT estimation and congestion control (the

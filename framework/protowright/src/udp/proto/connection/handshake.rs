@@ -1,0 +1,148 @@
+//! The handshake, both ends. A client sends `Initial` hellos (with the
+//! server's cookie once it has one) until a `Welcome` frame arrives; a
+//! server's welcome is an ordinary ack-eliciting frame, sent and resent
+//! like data (see `Pending::welcome`).
+
+use std::time::{Duration, Instant};
+
+use super::event::Event;
+use super::state::State;
+use super::timer::Timer;
+use super::transmit::Transmit;
+use super::{Connection, Side};
+use crate::udp::proto::packet::{self, Hello};
+
+/// What a client remembers while it waits for the welcome.
+#[derive(Debug, Default)]
+pub(super) struct ClientHandshake {
+    /// The server's address-validation cookie; empty until a retry.
+    cookie: Vec<u8>,
+    /// The hello is to be sent with the next transmit (the first one, or
+    /// a resend whose time passed, or one with a new cookie).
+    send_now: bool,
+    /// Hellos sent so far, for the backoff.
+    attempts: u32,
+    /// Hellos sent with the current cookie, and when the last one went:
+    /// if exactly one went, the welcome gives an unambiguous RTT sample
+    /// (Karn's rule).
+    cookie_hellos: u32,
+    last_hello_at: Option<Instant>,
+}
+
+impl ClientHandshake {
+    /// A client that has sent nothing yet: its first hello goes at once.
+    pub(super) fn new() -> Self {
+        Self {
+            send_now: true,
+            ..Self::default()
+        }
+    }
+
+    /// When the hello the welcome answers was sent, if that is known for
+    /// certain (one hello with the current cookie).
+    fn rtt_sample_start(&self) -> Option<Instant> {
+        if self.cookie_hellos == 1 {
+            self.last_hello_at
+        } else {
+            None
+        }
+    }
+}
+
+impl Connection {
+    pub(super) fn write_hello(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
+        let State::AwaitingWelcome(handshake) = &mut self.state else {
+            return None;
+        };
+        if !handshake.send_now && !self.timers.is_expired(Timer::Hello, now) {
+            return None;
+        }
+        handshake.send_now = false;
+        let start = buf.len();
+        let hello = Hello {
+            schema_hash: self.config.schema_hash,
+            max_data: self.local_max_data,
+            max_message: self.config.max_message_size,
+            cookie: &handshake.cookie,
+        };
+        packet::encode_initial(buf, self.local_cid, &hello);
+        // Initial packets are sealed here, not by the packet builder: they
+        // carry no frames and are read before any connection exists.
+        packet::seal(buf, start);
+        if !handshake.cookie.is_empty() {
+            handshake.cookie_hellos += 1;
+            handshake.last_hello_at = Some(now);
+        }
+        // Resend with backoff until the server answers, spread by up to
+        // half the backoff (drawn from the random connection id), so
+        // clients whose first hellos were dropped together do not all
+        // come back in the same instant.
+        let backoff = self.config.initial_rtt * (1 << handshake.attempts.min(5));
+        let spread = (self.local_cid.rotate_left(handshake.attempts * 8) % 512) as u32;
+        let backoff = backoff + backoff * spread / 1024;
+        handshake.attempts += 1;
+        self.timers
+            .set(Timer::Hello, now + backoff.max(Duration::from_millis(10)));
+        Some(self.on_datagram_sent(buf.len() - start))
+    }
+
+    /// The hello's resend time passed: send it with the next transmit.
+    pub(super) fn on_hello_timeout(&mut self) {
+        self.timers.stop(Timer::Hello);
+        if let State::AwaitingWelcome(handshake) = &mut self.state {
+            handshake.send_now = true;
+        }
+    }
+
+    /// The server asked this client to retry with a cookie.
+    pub(crate) fn on_retry(&mut self, cookie: &[u8]) {
+        if let State::AwaitingWelcome(handshake) = &mut self.state
+            && handshake.cookie.as_slice() != cookie
+        {
+            handshake.cookie = cookie.to_vec();
+            handshake.cookie_hellos = 0;
+            handshake.send_now = true;
+            self.timers.stop(Timer::Hello);
+        }
+    }
+
+    /// The server saw this client's `Initial` again: its welcome may be lost.
+    pub(crate) fn on_repeated_hello(&mut self) {
+        if self.side == Side::Server
+            && matches!(self.state, State::Established)
+            && self.recovery.largest_acked.is_none()
+        {
+            self.pending.welcome = true;
+        }
+    }
+
+    /// A `Welcome` frame arrived. Only a client waiting for one acts on
+    /// it; a repeat is ignored.
+    pub(super) fn on_welcome(
+        &mut self,
+        now: Instant,
+        cid: u64,
+        max_data: u64,
+        max_message: u64,
+    ) -> Result<(), String> {
+        if self.side == Side::Server {
+            return Err("a welcome sent to the server".to_owned());
+        }
+        let State::AwaitingWelcome(handshake) = &self.state else {
+            return Ok(());
+        };
+        let sample_start = handshake.rtt_sample_start();
+        self.remote_cid = cid;
+        self.peer_max_data = max_data;
+        self.peer_max_message = max_message;
+        self.state = State::Established;
+        self.timers.stop(Timer::Hello);
+        self.timers.stop(Timer::Handshake);
+        if let Some(sent) = sample_start {
+            self.rtt
+                .update(now.saturating_duration_since(sent), Duration::ZERO);
+        }
+        self.events.push_back(Event::Connected);
+        Ok(())
+    }
+}

@@ -1,0 +1,92 @@
+//! Building one `Data` packet: started (header and packet number), filled
+//! by a writer in `transmit.rs`, finished (sealed), then recorded as sent.
+//! Every `Data` packet this side sends goes through here, so sealing
+//! happens in one place, [`PacketBuilder::finish`]: today it appends the
+//! checksum trailer; packet protection (AEAD) belongs there and nowhere
+//! else.
+
+use std::time::Instant;
+
+use super::Connection;
+use super::recovery::Outgoing;
+use super::transmit::Transmit;
+use crate::udp::proto::packet::{self, CHECKSUM_LEN};
+
+/// A `Data` packet being written at the end of a buffer.
+#[derive(Debug)]
+#[must_use = "a started packet must be finished"]
+pub(super) struct PacketBuilder {
+    /// Where the packet starts in the buffer.
+    start: usize,
+    number: u64,
+    /// Where its frames must end, leaving room for the trailer within the
+    /// datagram size.
+    limit: usize,
+}
+
+impl PacketBuilder {
+    /// Writes the header of packet `number`, for connection `remote_cid`,
+    /// at the end of `buf`; the packet will be at most `datagram_size`
+    /// bytes.
+    fn start(buf: &mut Vec<u8>, remote_cid: u64, number: u64, datagram_size: usize) -> Self {
+        let start = buf.len();
+        packet::encode_data_header(buf, remote_cid, number);
+        Self {
+            start,
+            number,
+            limit: start + datagram_size - CHECKSUM_LEN,
+        }
+    }
+
+    /// Where the frames must end in the buffer.
+    pub(super) fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Bytes left for frames.
+    pub(super) fn room(&self, buf: &[u8]) -> usize {
+        self.limit - buf.len()
+    }
+
+    /// Fills the rest of the packet with padding frames (zero bytes).
+    pub(super) fn pad(&self, buf: &mut Vec<u8>) {
+        buf.resize(self.limit, 0);
+    }
+
+    /// Seals the packet: the one place a `Data` packet is protected.
+    /// Returns the datagram's size.
+    fn finish(self, buf: &mut Vec<u8>) -> usize {
+        packet::seal(buf, self.start);
+        buf.len() - self.start
+    }
+}
+
+impl Connection {
+    /// Starts the next `Data` packet, at most `datagram_size` bytes, at
+    /// the end of `buf`.
+    pub(super) fn start_packet(
+        &mut self,
+        buf: &mut Vec<u8>,
+        datagram_size: usize,
+    ) -> PacketBuilder {
+        let number = self.recovery.next_number();
+        PacketBuilder::start(buf, self.remote_cid, number, datagram_size)
+    }
+
+    /// Finishes `packet` (seals it), records it with recovery when it is
+    /// ack-eliciting (`sent`), and counts the datagram.
+    pub(super) fn finish_packet(
+        &mut self,
+        now: Instant,
+        buf: &mut Vec<u8>,
+        packet: PacketBuilder,
+        sent: Option<Outgoing>,
+    ) -> Transmit {
+        let number = packet.number;
+        let size = packet.finish(buf);
+        if let Some(sent) = sent {
+            self.on_packet_sent(now, number, size, sent);
+        }
+        self.on_datagram_sent(size)
+    }
+}
