@@ -55,6 +55,12 @@ impl Net for Turmoil {
         crate::random::fill(dest);
         Ok(())
     }
+
+    /// 2026-01-01T00:00:00Z plus the simulated time: the same in every run
+    /// of a seed.
+    fn unix_time(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(1_767_225_600) + turmoil::sim_elapsed().unwrap_or_default()
+    }
 }
 
 impl SimStream {

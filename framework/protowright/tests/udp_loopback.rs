@@ -57,6 +57,14 @@ async fn start(config: ServerConfig) -> (SocketAddr, mpsc::UnboundedReceiver<Con
     (addr, serve(server))
 }
 
+/// A server configuration with a fixed static key, as loaded from a key
+/// file: a restarted server keeps its identity and its reset secret.
+fn keyed_config() -> ServerConfig {
+    let mut config = ServerConfig::default();
+    config.udp.security.static_key = Some(protowright::udp::StaticKey::from_secret([7; 32]));
+    config
+}
+
 async fn connect(addr: SocketAddr) -> Client {
     Client::connect(Tokio, Transport::Udp, addr, ClientConfig::default())
         .await
@@ -239,12 +247,7 @@ fn server_on_its_own_runtime(
             .enable_all()
             .build()
             .unwrap();
-        let server = runtime.block_on(Server::bind(
-            Tokio,
-            Transport::Udp,
-            addr,
-            ServerConfig::default(),
-        ));
+        let server = runtime.block_on(Server::bind(Tokio, Transport::Udp, addr, keyed_config()));
         let server = server.unwrap();
         bound.send(server.local_addr()).unwrap();
         runtime.spawn(server.serve(ProbeServer::new(Probe::default())));
@@ -268,8 +271,9 @@ async fn a_server_that_vanished_and_restarted_resets_the_connection_at_once() {
     // The server's process dies: its socket closes, nothing is said.
     drop(stop);
     thread.join().unwrap();
-    // A new one starts on the same port, knowing nothing of the connection.
-    let (_restarted, _accepted) = start_at(addr, ServerConfig::default()).await;
+    // A new one starts on the same port with the same key file, knowing
+    // nothing of the connection but deriving the same reset tokens.
+    let (_restarted, _accepted) = start_at(addr, keyed_config()).await;
     let started = std::time::Instant::now();
     // The client's next packet gets a reset, not the 15 s idle timeout.
     let _ = old.send(Stream::OrderedA.message(0, 10)).await;

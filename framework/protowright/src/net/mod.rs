@@ -182,6 +182,14 @@ pub trait Net: Clone + Send + Sync + 'static {
     /// simulation's seeded ones in a simulation. Fails only when the
     /// system's generator cannot be read.
     fn fill_random(&self, dest: &mut [u8]) -> io::Result<()>;
+    /// The wall-clock time since the Unix epoch: the system clock on a real
+    /// network, a fixed start plus the simulated time in a simulation. Only
+    /// connect tokens' expiry reads it.
+    fn unix_time(&self) -> std::time::Duration {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+    }
     /// A random 64-bit number from [`fill_random`](Self::fill_random).
     fn random_u64(&self) -> io::Result<u64> {
         let mut bytes = [0u8; 8];

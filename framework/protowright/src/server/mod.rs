@@ -63,6 +63,7 @@ pub struct ServerStats {
 pub struct Server {
     local_addr: SocketAddr,
     transport: Transport,
+    public_key: Option<udp::PublicKey>,
     registry: Arc<Registry>,
     config: ServerConfig,
     incoming: mpsc::Receiver<Incoming>,
@@ -123,6 +124,7 @@ impl Server {
     ) -> Result<Self, Error> {
         config.validate()?;
         let (queue, incoming) = mpsc::channel(ACCEPT_QUEUE);
+        let mut public_key = None;
         let (local_addr, registry) = match transport {
             Transport::Tcp => {
                 let listener = accept::listen(&net, addr).await?;
@@ -142,6 +144,7 @@ impl Server {
                     .await
                     .map_err(|error| accept::udp_bind_error(addr, error))?;
                 let local_addr = endpoint.local_addr();
+                public_key = Some(endpoint.public_key());
                 let registry = Arc::new(Registry::new(
                     config.max_connections,
                     Some(endpoint.clone()),
@@ -159,6 +162,7 @@ impl Server {
         Ok(Self {
             local_addr,
             transport,
+            public_key,
             registry,
             config,
             incoming,
@@ -174,6 +178,14 @@ impl Server {
     /// The transport it serves.
     pub fn transport(&self) -> Transport {
         self.transport
+    }
+
+    /// Over reliable UDP, the server's static public key: what clients pin
+    /// in `udp.security.server_key`. It stays the same across restarts
+    /// only when `udp.security.static_key` is loaded from a file (see
+    /// `SECURITY.md`). `None` over TCP.
+    pub fn public_key(&self) -> Option<udp::PublicKey> {
+        self.public_key
     }
 
     /// A handle to stop and observe the server.

@@ -76,12 +76,15 @@ impl Endpoint {
             addr: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
             source,
         })?;
-        let seed = net.random_u64().map_err(|source| Error::Bind {
-            addr: local_addr,
-            source,
-        })?;
+        let mut entropy = [0u8; 32];
+        net.fill_random(&mut entropy)
+            .map_err(|source| Error::Bind {
+                addr: local_addr,
+                source,
+            })?;
         let now = Instant::now().into_std();
-        let mut engine = proto::Endpoint::new(config, now, seed)?;
+        let mut engine = proto::Endpoint::with_entropy(config, now, entropy)?;
+        engine.set_unix_time(now, net.unix_time());
         engine.listen(accepting);
         let shared = Arc::new(Shared::new(engine));
         shared.lock().connected_peer = connected_peer;
@@ -181,6 +184,12 @@ impl Endpoint {
         while self.connection_count() > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
+    }
+
+    /// This endpoint's static public key: what its clients pin in
+    /// [`Security::server_key`](proto::crypto::Security::server_key).
+    pub fn public_key(&self) -> proto::crypto::PublicKey {
+        self.shared.lock().engine.public_key()
     }
 
     /// Endpoint-wide counters.

@@ -46,5 +46,9 @@ mod shared;
 pub use connection::Connection;
 pub use endpoint::Endpoint;
 pub use error::Error;
+pub use proto::crypto::{
+    Cipher, ConnectToken, ConnectTokenKey, KeyError, PublicKey, Security, StaticKey, TokenError,
+    TokenPolicy,
+};
 pub use proto::{CloseReason, Config, CongestionControl, ConnectionStats, Lane, Message};
 pub(crate) use shared::{CLOSE_REFUSED, CLOSE_SESSION_FAILED, CLOSE_TURNED_AWAY};

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::congestion::CongestionControl;
+use super::crypto::{MIN_KEY_UPDATE_PACKETS, Security};
 
 /// Settings for an endpoint and every connection it holds.
 #[derive(Debug, Clone)]
@@ -64,6 +65,9 @@ pub struct Config {
     pub schema_hash: u64,
     /// The congestion controller. Default BBR-style (model-based).
     pub congestion_control: CongestionControl,
+    /// Keys, pinning, tokens and the cipher. Default: every connection
+    /// encrypted, with a fresh static key per endpoint.
+    pub security: Security,
 }
 
 impl Default for Config {
@@ -87,6 +91,7 @@ impl Default for Config {
             max_connections: 16_384,
             schema_hash: 0,
             congestion_control: CongestionControl::default(),
+            security: Security::default(),
         }
     }
 }
@@ -130,6 +135,9 @@ pub enum ConfigError {
     /// The keepalive would never fire before the idle timeout.
     #[error("keepalive_interval must be shorter than idle_timeout")]
     KeepaliveTooLong,
+    /// Keys would update too often.
+    #[error("security.key_update_packets must be at least {MIN_KEY_UPDATE_PACKETS}")]
+    KeyUpdateTooFrequent,
 }
 
 /// The protocol's ceiling on message size.
@@ -178,6 +186,9 @@ impl Config {
         }
         if self.keepalive_interval >= self.idle_timeout {
             return Err(ConfigError::KeepaliveTooLong);
+        }
+        if self.security.key_update_packets < MIN_KEY_UPDATE_PACKETS {
+            return Err(ConfigError::KeyUpdateTooFrequent);
         }
         Ok(())
     }

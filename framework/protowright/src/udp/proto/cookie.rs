@@ -1,162 +1,221 @@
 //! Stateless address validation: a server answers a first `Initial` with a
-//! cookie it can check later without having stored anything, a keyed MAC
-//! over the client's address, its connection id and the time of issue.
+//! cookie it can check later without having stored anything.
+//!
+//! A cookie is the time of issue sealed (AES-256-GCM) under a secret only
+//! the server knows, with the client's address, its connection id and its
+//! handshake's first bytes as associated data. It is opaque (an observer
+//! learns neither the time nor the key), it cannot be forged, and it is
+//! good only for the address and the attempt it was issued to. The secret
+//! rotates every lifetime; the one before is still accepted for one more
+//! lifetime, so a cookie issued just before a rotation still works.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// The cookie's length: 8 bytes of issue time (ms since the endpoint's
-/// epoch) and 8 of MAC.
-pub(crate) const COOKIE_LEN: usize = 16;
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 
-/// Issues and checks cookies with one secret key.
-#[derive(Debug, Clone)]
+/// The cookie's length: key generation (1), nonce (12), sealed issue time
+/// (8) and tag (16).
+pub(crate) const COOKIE_LEN: usize = 1 + NONCE_LEN + 8 + 16;
+
+/// One cookie secret.
+struct Secret {
+    generation: u8,
+    key: LessSafeKey,
+}
+
+impl Secret {
+    fn new(generation: u8, bytes: [u8; 32]) -> Self {
+        let key = UnboundKey::new(&AES_256_GCM, &bytes).expect("AES-256 takes 32-byte keys");
+        Self {
+            generation,
+            key: LessSafeKey::new(key),
+        }
+    }
+}
+
+/// Issues and checks cookies.
 pub(crate) struct CookieJar {
-    key: [u64; 2],
+    current: Secret,
+    previous: Option<Secret>,
+    rotated_at: Duration,
     lifetime: Duration,
 }
 
+impl std::fmt::Debug for CookieJar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CookieJar")
+            .field("generation", &self.current.generation)
+            .field("lifetime", &self.lifetime)
+            .finish_non_exhaustive()
+    }
+}
+
 impl CookieJar {
-    pub(crate) fn new(key: [u64; 2], lifetime: Duration) -> Self {
-        Self { key, lifetime }
+    /// A jar whose first secret is `secret`.
+    pub(crate) fn new(secret: [u8; 32], lifetime: Duration) -> Self {
+        Self {
+            current: Secret::new(0, secret),
+            previous: None,
+            rotated_at: Duration::ZERO,
+            lifetime,
+        }
     }
 
-    /// A cookie for `addr` and `cid`, issued `since_epoch` after the epoch.
+    /// Whether the current secret has served its lifetime at
+    /// `since_epoch`; the caller then [`rotate`](Self::rotate)s.
+    pub(crate) fn due_for_rotation(&self, since_epoch: Duration) -> bool {
+        since_epoch.saturating_sub(self.rotated_at) >= self.lifetime
+    }
+
+    /// Starts using `secret`; the secret before it is still accepted.
+    pub(crate) fn rotate(&mut self, secret: [u8; 32], since_epoch: Duration) {
+        let generation = self.current.generation.wrapping_add(1);
+        let old = std::mem::replace(&mut self.current, Secret::new(generation, secret));
+        self.previous = Some(old);
+        self.rotated_at = since_epoch;
+    }
+
+    /// A cookie for `addr`, `cid` and `attempt`, issued `since_epoch` after
+    /// the epoch, sealed with `nonce` (random, from the endpoint).
     pub(crate) fn issue(
         &self,
         addr: SocketAddr,
         cid: u64,
+        attempt: &[u8],
         since_epoch: Duration,
+        nonce: [u8; NONCE_LEN],
     ) -> [u8; COOKIE_LEN] {
-        let issued = since_epoch.as_millis() as u64;
-        let mut cookie = [0; COOKIE_LEN];
-        cookie[..8].copy_from_slice(&issued.to_be_bytes());
-        cookie[8..].copy_from_slice(&self.mac(addr, cid, issued).to_be_bytes());
+        let mut cookie = [0u8; COOKIE_LEN];
+        cookie[0] = self.current.generation;
+        cookie[1..1 + NONCE_LEN].copy_from_slice(&nonce);
+        let (_, body) = cookie.split_at_mut(1 + NONCE_LEN);
+        let (issued, tag_out) = body.split_at_mut(8);
+        issued.copy_from_slice(&(since_epoch.as_millis() as u64).to_be_bytes());
+        let associated = associated_data(addr, cid, attempt);
+        let tag = self
+            .current
+            .key
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(&associated[..]),
+                issued,
+            )
+            .expect("an 8-byte message seals");
+        tag_out.copy_from_slice(tag.as_ref());
         cookie
     }
 
-    /// Whether `cookie` was issued by this jar for `addr` and `cid` and has
-    /// not expired at `since_epoch`.
+    /// Whether `cookie` was issued by this jar for `addr`, `cid` and
+    /// `attempt` and has not expired at `since_epoch`.
     pub(crate) fn check(
         &self,
         cookie: &[u8],
         addr: SocketAddr,
         cid: u64,
+        attempt: &[u8],
         since_epoch: Duration,
     ) -> bool {
-        let Ok(cookie) = <[u8; COOKIE_LEN]>::try_from(cookie) else {
+        let Ok(mut cookie) = <[u8; COOKIE_LEN]>::try_from(cookie) else {
             return false;
         };
-        let mut issued = [0; 8];
-        issued.copy_from_slice(&cookie[..8]);
-        let issued = u64::from_be_bytes(issued);
-        let mut mac = [0; 8];
-        mac.copy_from_slice(&cookie[8..]);
+        let secret = if cookie[0] == self.current.generation {
+            &self.current
+        } else {
+            match &self.previous {
+                Some(previous) if previous.generation == cookie[0] => previous,
+                _ => return false,
+            }
+        };
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&cookie[1..1 + NONCE_LEN]);
+        let associated = associated_data(addr, cid, attempt);
+        let Ok(issued) = secret.key.open_in_place(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(&associated[..]),
+            &mut cookie[1 + NONCE_LEN..],
+        ) else {
+            return false;
+        };
+        let mut millis = [0u8; 8];
+        millis.copy_from_slice(issued);
+        let issued = u64::from_be_bytes(millis);
         let now = since_epoch.as_millis() as u64;
-        let fresh = issued <= now && now - issued <= self.lifetime.as_millis() as u64;
-        // Compare every byte regardless, so timing tells nothing.
-        let expected = self.mac(addr, cid, issued).to_be_bytes();
-        let differing = expected
-            .iter()
-            .zip(mac)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-        fresh && differing == 0
-    }
-
-    fn mac(&self, addr: SocketAddr, cid: u64, issued: u64) -> u64 {
-        let mut message = Vec::with_capacity(40);
-        match addr {
-            SocketAddr::V4(v4) => {
-                message.push(4);
-                message.extend_from_slice(&v4.ip().octets());
-            }
-            SocketAddr::V6(v6) => {
-                message.push(6);
-                message.extend_from_slice(&v6.ip().octets());
-            }
-        }
-        message.extend_from_slice(&addr.port().to_be_bytes());
-        message.extend_from_slice(&cid.to_be_bytes());
-        message.extend_from_slice(&issued.to_be_bytes());
-        siphash24(self.key, &message)
+        issued <= now && now - issued <= self.lifetime.as_millis() as u64
     }
 }
 
-/// SipHash-2-4, a keyed pseudo-random function fit for MACs over short
-/// inputs.
-pub(crate) fn siphash24(key: [u64; 2], message: &[u8]) -> u64 {
-    let mut v = [
-        key[0] ^ 0x736f_6d65_7073_6575,
-        key[1] ^ 0x646f_7261_6e64_6f6d,
-        key[0] ^ 0x6c79_6765_6e65_7261,
-        key[1] ^ 0x7465_6462_7974_6573,
-    ];
-    fn round(v: &mut [u64; 4]) {
-        v[0] = v[0].wrapping_add(v[1]);
-        v[1] = v[1].rotate_left(13) ^ v[0];
-        v[0] = v[0].rotate_left(32);
-        v[2] = v[2].wrapping_add(v[3]);
-        v[3] = v[3].rotate_left(16) ^ v[2];
-        v[0] = v[0].wrapping_add(v[3]);
-        v[3] = v[3].rotate_left(21) ^ v[0];
-        v[2] = v[2].wrapping_add(v[1]);
-        v[1] = v[1].rotate_left(17) ^ v[2];
-        v[2] = v[2].rotate_left(32);
+fn associated_data(addr: SocketAddr, cid: u64, attempt: &[u8]) -> Vec<u8> {
+    let mut data = Vec::with_capacity(64 + attempt.len());
+    data.extend_from_slice(b"protowright v1 cookie");
+    match addr {
+        SocketAddr::V4(v4) => {
+            data.push(4);
+            data.extend_from_slice(&v4.ip().octets());
+        }
+        SocketAddr::V6(v6) => {
+            data.push(6);
+            data.extend_from_slice(&v6.ip().octets());
+        }
     }
-    let mut chunks = message.chunks_exact(8);
-    for chunk in &mut chunks {
-        let mut word = [0; 8];
-        word.copy_from_slice(chunk);
-        let m = u64::from_le_bytes(word);
-        v[3] ^= m;
-        round(&mut v);
-        round(&mut v);
-        v[0] ^= m;
-    }
-    let mut last = [0u8; 8];
-    let tail = chunks.remainder();
-    last[..tail.len()].copy_from_slice(tail);
-    last[7] = message.len() as u8;
-    let m = u64::from_le_bytes(last);
-    v[3] ^= m;
-    round(&mut v);
-    round(&mut v);
-    v[0] ^= m;
-    v[2] ^= 0xff;
-    for _ in 0..4 {
-        round(&mut v);
-    }
-    v[0] ^ v[1] ^ v[2] ^ v[3]
+    data.extend_from_slice(&addr.port().to_be_bytes());
+    data.extend_from_slice(&cid.to_be_bytes());
+    data.extend_from_slice(attempt);
+    data
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const SECONDS: fn(u64) -> Duration = Duration::from_secs;
+
     #[test]
-    fn siphash_matches_the_reference_vectors() {
-        // From the SipHash paper: key 00..0f, messages 00..(n-1).
-        let key = [
-            u64::from_le_bytes([0, 1, 2, 3, 4, 5, 6, 7]),
-            u64::from_le_bytes([8, 9, 10, 11, 12, 13, 14, 15]),
-        ];
-        assert_eq!(siphash24(key, &[]), 0x726f_db47_dd0e_0e31);
-        let fifteen: Vec<u8> = (0..15).collect();
-        assert_eq!(siphash24(key, &fifteen), 0xa129_ca61_49be_45e5);
+    fn cookies_check_only_for_their_address_id_attempt_and_lifetime() {
+        let jar = CookieJar::new([1; 32], SECONDS(10));
+        let addr: SocketAddr = "10.0.0.1:4000".parse().expect("address");
+        let other: SocketAddr = "10.0.0.2:4000".parse().expect("address");
+        let cookie = jar.issue(addr, 7, b"attempt", SECONDS(5), [3; NONCE_LEN]);
+        assert!(jar.check(&cookie, addr, 7, b"attempt", SECONDS(6)));
+        assert!(!jar.check(&cookie, other, 7, b"attempt", SECONDS(6)));
+        assert!(!jar.check(&cookie, addr, 8, b"attempt", SECONDS(6)));
+        assert!(!jar.check(&cookie, addr, 7, b"another", SECONDS(6)));
+        assert!(!jar.check(&cookie, addr, 7, b"attempt", SECONDS(16)));
+        assert!(!jar.check(&cookie[..15], addr, 7, b"attempt", SECONDS(6)));
+        let other_key = CookieJar::new([2; 32], SECONDS(10));
+        assert!(!other_key.check(&cookie, addr, 7, b"attempt", SECONDS(6)));
     }
 
     #[test]
-    fn cookies_check_only_for_their_address_id_and_lifetime() {
-        let jar = CookieJar::new([1, 2], Duration::from_secs(10));
+    fn a_cookie_reveals_no_time_and_no_bit_can_be_changed() {
+        let jar = CookieJar::new([1; 32], SECONDS(10));
+        let addr: SocketAddr = "[::1]:9".parse().expect("address");
+        let a = jar.issue(addr, 7, b"", SECONDS(1), [3; NONCE_LEN]);
+        let b = jar.issue(addr, 7, b"", SECONDS(1), [4; NONCE_LEN]);
+        assert_ne!(a[13..21], b[13..21], "the same time seals differently");
+        assert!(!a.windows(8).any(|w| w == 1000u64.to_be_bytes()));
+        for i in 0..COOKIE_LEN {
+            let mut forged = a;
+            forged[i] ^= 0x40;
+            assert!(!jar.check(&forged, addr, 7, b"", SECONDS(2)), "byte {i}");
+        }
+    }
+
+    #[test]
+    fn after_a_rotation_the_previous_secret_is_accepted_for_one_more() {
+        let mut jar = CookieJar::new([1; 32], SECONDS(10));
         let addr: SocketAddr = "10.0.0.1:4000".parse().expect("address");
-        let other: SocketAddr = "10.0.0.2:4000".parse().expect("address");
-        let cookie = jar.issue(addr, 7, Duration::from_secs(5));
-        assert!(jar.check(&cookie, addr, 7, Duration::from_secs(6)));
-        assert!(!jar.check(&cookie, other, 7, Duration::from_secs(6)));
-        assert!(!jar.check(&cookie, addr, 8, Duration::from_secs(6)));
-        assert!(!jar.check(&cookie, addr, 7, Duration::from_secs(16)));
-        assert!(!jar.check(&cookie[..15], addr, 7, Duration::from_secs(6)));
-        let other_key = CookieJar::new([1, 3], Duration::from_secs(10));
-        assert!(!other_key.check(&cookie, addr, 7, Duration::from_secs(6)));
+        let old = jar.issue(addr, 7, b"", SECONDS(9), [3; NONCE_LEN]);
+        assert!(jar.due_for_rotation(SECONDS(10)));
+        jar.rotate([2; 32], SECONDS(10));
+        assert!(!jar.due_for_rotation(SECONDS(11)));
+        assert!(jar.check(&old, addr, 7, b"", SECONDS(11)));
+        let new = jar.issue(addr, 7, b"", SECONDS(11), [4; NONCE_LEN]);
+        jar.rotate([5; 32], SECONDS(20));
+        assert!(
+            !jar.check(&old, addr, 7, b"", SECONDS(12)),
+            "two secrets ago"
+        );
+        assert!(jar.check(&new, addr, 7, b"", SECONDS(20)));
     }
 }

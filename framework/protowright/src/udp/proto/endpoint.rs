@@ -2,20 +2,31 @@
 //! connections by connection id, runs the server side of the handshake
 //! statelessly until a cookie comes back, answers packets for unknown
 //! connections with a reset, and keeps one timer entry per connection.
+//!
+//! It holds the secrets: its static key, the cookie secret and the reset
+//! secret, and a ChaCha-based generator seeded from the caller's secure
+//! randomness, from which every connection id, ephemeral key and cookie
+//! nonce is drawn.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use rand::rngs::StdRng;
+use rand::{Rng, RngCore, SeedableRng};
 
 use super::connection::{Connection, Event, Transmit};
 use super::cookie::CookieJar;
+use super::crypto::{
+    ClientHandshake, Pattern, Protection, PublicKey, RESET_TOKEN_LEN, ReplayWindow, ResetSecret,
+    SecurityStart, ServerHandshake, StaticKey, TokenError,
+};
 use super::frame::Lane;
-use super::packet::{self, MIN_INITIAL_SIZE, Packet, PacketType, RefuseReason, VERSION};
+use super::packet::{
+    self, Hello, MIN_INITIAL_SIZE, Packet, PacketType, RefuseReason, SECURITY_PLAINTEXT, VERSION,
+};
 use super::recv::Message;
 use super::{Config, ConfigError, SendError};
 
@@ -40,6 +51,9 @@ pub enum ConnectError {
     /// The address cannot be connected to.
     #[error("cannot connect to {0}: unspecified address or port 0")]
     InvalidAddress(SocketAddr),
+    /// The security settings cannot start a handshake.
+    #[error("cannot start the handshake: {0}")]
+    Security(String),
 }
 
 /// Endpoint-wide counters.
@@ -57,6 +71,12 @@ pub struct EndpointStats {
     pub stateless_dropped: u64,
     /// Connections accepted.
     pub accepted: u64,
+    /// Connection attempts whose handshake failed (a wrong pinned key,
+    /// pre-shared key or connect token, or a forgery).
+    pub handshakes_failed: u64,
+    /// `Reset`s, `Retry`s and `Refuse`s dropped because they did not
+    /// authenticate or answered no attempt of ours.
+    pub forged_dropped: u64,
     /// Datagram bytes handed to [`Endpoint::handle_datagram`], malformed
     /// ones included.
     pub bytes_received: u64,
@@ -86,9 +106,15 @@ struct Slot {
 pub struct Endpoint {
     config: Arc<Config>,
     accepting: bool,
-    rng: SmallRng,
+    rng: StdRng,
     epoch: Instant,
+    /// Time since the Unix epoch at `epoch`, for connect-token expiry.
+    unix_at_epoch: Option<Duration>,
+    static_key: StaticKey,
+    reset_secret: ResetSecret,
     cookies: CookieJar,
+    /// Where encrypted packets are opened, shared by all connections.
+    scratch: Vec<u8>,
     slots: Vec<Slot>,
     free: Vec<u32>,
     live: usize,
@@ -106,17 +132,49 @@ pub struct Endpoint {
 impl Endpoint {
     /// An endpoint with `config`, its randomness seeded by `seed`, and time
     /// counted from `now`. It accepts no connections until
-    /// [`listen`](Self::listen).
+    /// [`listen`](Self::listen). For tests and simulations: 64 bits are
+    /// too few for secrets that must resist search; real endpoints use
+    /// [`with_entropy`](Self::with_entropy).
     pub fn new(config: Config, now: Instant, seed: u64) -> Result<Self, ConfigError> {
+        let mut entropy = [0u8; 32];
+        let mut state = seed;
+        for chunk in entropy.chunks_mut(8) {
+            // SplitMix64: spreads the seed over all 32 bytes.
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            chunk.copy_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+        }
+        Self::with_entropy(config, now, entropy)
+    }
+
+    /// An endpoint whose generator is seeded with 32 bytes of `entropy`
+    /// from a secure source (the operating system's generator on a real
+    /// network, the simulation's seeded one in a simulation).
+    pub fn with_entropy(
+        config: Config,
+        now: Instant,
+        entropy: [u8; 32],
+    ) -> Result<Self, ConfigError> {
         config.validate()?;
-        let mut rng = SmallRng::seed_from_u64(seed);
-        let cookies = CookieJar::new([rng.random(), rng.random()], config.cookie_lifetime);
+        let mut rng = StdRng::from_seed(entropy);
+        let static_key = match &config.security.static_key {
+            Some(key) => key.clone(),
+            None => StaticKey::from_secret(random_bytes(&mut rng)),
+        };
+        let reset_secret = ResetSecret::derive(static_key.secret());
+        let cookies = CookieJar::new(random_bytes(&mut rng), config.cookie_lifetime);
         Ok(Self {
             config: Arc::new(config),
             accepting: false,
             rng,
             epoch: now,
+            unix_at_epoch: None,
+            static_key,
+            reset_secret,
             cookies,
+            scratch: Vec::new(),
             slots: Vec::new(),
             free: Vec::new(),
             live: 0,
@@ -130,6 +188,19 @@ impl Endpoint {
             stateless: VecDeque::new(),
             stats: EndpointStats::default(),
         })
+    }
+
+    /// Tells the endpoint the wall-clock time (since the Unix epoch) at
+    /// `now`, which connect tokens' expiry is checked against. Until it is
+    /// told, a server that requires tokens admits none.
+    pub fn set_unix_time(&mut self, now: Instant, since_unix_epoch: Duration) {
+        let elapsed = now.saturating_duration_since(self.epoch);
+        self.unix_at_epoch = Some(since_unix_epoch.saturating_sub(elapsed));
+    }
+
+    /// This endpoint's static public key: what clients pin.
+    pub fn public_key(&self) -> PublicKey {
+        self.static_key.public_key()
     }
 
     /// Starts or stops accepting connections.
@@ -172,8 +243,72 @@ impl Endpoint {
             ));
         }
         let cid = self.fresh_cid();
-        let connection = Connection::new_client(self.config.clone(), now, cid, server);
+        let security = self.client_security(cid)?;
+        let connection = Connection::new_client(self.config.clone(), now, cid, server, security);
         Ok(self.insert(connection, None))
+    }
+
+    /// A client connection's protection: its handshake's first message (or
+    /// its reset token alone, in plaintext).
+    fn client_security(&mut self, cid: u64) -> Result<SecurityStart, ConnectError> {
+        let security = &self.config.security;
+        let local_reset_token = self.reset_secret.token(cid);
+        let mut payload = local_reset_token.to_vec();
+        if let Some(token) = &security.connect_token {
+            payload.extend_from_slice(token.as_bytes());
+        }
+        let cipher = security.cipher.to_u8();
+        let mut start = SecurityStart {
+            protection: Protection::Plaintext,
+            local_reset_token,
+            peer_reset_token: None,
+            peer_key: None,
+            client_id: None,
+            hello_security: SECURITY_PLAINTEXT,
+            hello_cipher: cipher,
+            hello_handshake: payload,
+            skip_seed: self.rng.random(),
+        };
+        if security.insecure_plaintext_for_debugging {
+            return Ok(start);
+        }
+        let pattern = if security.server_key.is_some() {
+            Pattern::Ik
+        } else {
+            Pattern::Nx
+        };
+        start.hello_security = pattern.to_u8();
+        let hello = self.hello_for_prologue(start.hello_security, cipher);
+        let handshake = ClientHandshake::start(
+            &self.static_key,
+            security.server_key,
+            security.pre_shared_key.as_ref(),
+            &hello.prologue(cid),
+            &start.hello_handshake,
+            random_bytes(&mut self.rng),
+        )
+        .map_err(|error| ConnectError::Security(error.to_string()))?;
+        start.hello_handshake = handshake.first_message().to_vec();
+        start.protection = Protection::Client {
+            handshake: Box::new(handshake),
+            cipher: security.cipher,
+            update_every: security.key_update_packets,
+        };
+        Ok(start)
+    }
+
+    /// The settings a client of this configuration offers, as the
+    /// handshake's prologue covers them.
+    fn hello_for_prologue(&self, security: u8, cipher: u8) -> Hello<'static> {
+        Hello {
+            schema_hash: self.config.schema_hash,
+            max_data: self.config.receive_window,
+            max_message: self.config.max_message_size,
+            cookie: &[],
+            security,
+            cipher,
+            handshake: &[],
+        }
     }
 
     /// The connection `handle` names, if it is still held.
@@ -290,6 +425,10 @@ impl Endpoint {
             }
             return;
         }
+        if matches!(kind, PacketType::Data | PacketType::Handshake) {
+            self.on_data(now, from, cid, datagram);
+            return;
+        }
         let Ok(packet) = packet::unseal(datagram).and_then(Packet::decode) else {
             self.stats.malformed += 1;
             return;
@@ -298,34 +437,31 @@ impl Endpoint {
             Packet::Initial { cid, hello } => {
                 self.on_initial(now, from, cid, &hello, datagram.len())
             }
-            Packet::Retry { cid, cookie } => {
-                if let Some(index) = self.route(cid, from) {
-                    self.apply(index, |connection| connection.on_retry(cookie));
+            Packet::Retry { cid, cookie, echo } => {
+                let accepted = self.route(cid, from).is_some_and(|index| {
+                    let mut accepted = false;
+                    self.apply(index, |connection| {
+                        accepted = connection.on_retry(cookie, echo)
+                    });
+                    accepted
+                });
+                if !accepted {
+                    self.stats.forged_dropped += 1;
                 }
             }
-            Packet::Data {
-                cid,
-                number,
-                frames,
-            } => match self.route(cid, from) {
-                Some(index) => {
-                    self.apply(index, |connection| {
-                        connection.handle_packet(now, number, frames, datagram.len())
+            Packet::Data { .. } => {}
+            Packet::Reset { cid, token } => {
+                let accepted = self
+                    .by_remote
+                    .get(&(from, cid))
+                    .copied()
+                    .is_some_and(|index| {
+                        let mut accepted = false;
+                        self.apply(index, |connection| accepted = connection.on_reset(token));
+                        accepted
                     });
-                }
-                None if !self.by_cid.contains_key(&cid) => {
-                    let mut answer = Vec::with_capacity(16);
-                    packet::encode_reset(&mut answer, cid);
-                    packet::seal(&mut answer, 0);
-                    if self.queue_stateless(from, answer) {
-                        self.stats.resets_sent += 1;
-                    }
-                }
-                None => {}
-            },
-            Packet::Reset { cid } => {
-                if let Some(&index) = self.by_remote.get(&(from, cid)) {
-                    self.apply(index, Connection::on_reset);
+                if !accepted {
+                    self.stats.forged_dropped += 1;
                 }
             }
             Packet::Refuse {
@@ -338,6 +474,31 @@ impl Endpoint {
                     self.apply(index, |connection| connection.on_refused(reason, detail));
                 }
             }
+        }
+    }
+
+    /// A data packet: opened by its connection, or answered with a reset
+    /// when no connection has its id.
+    fn on_data(&mut self, now: Instant, from: SocketAddr, cid: u64, datagram: &[u8]) {
+        if let Some(index) = self.route(cid, from) {
+            let mut scratch = std::mem::take(&mut self.scratch);
+            self.apply(index, |connection| {
+                connection.handle_datagram(now, datagram, &mut scratch)
+            });
+            self.scratch = scratch;
+            return;
+        }
+        // Answer only packets larger than the reset, so two endpoints that
+        // both forgot a connection cannot bounce resets forever.
+        let reset_len = packet::HEADER_LEN + RESET_TOKEN_LEN + packet::CHECKSUM_LEN;
+        if self.by_cid.contains_key(&cid) || datagram.len() <= reset_len {
+            return;
+        }
+        let mut answer = Vec::with_capacity(reset_len);
+        packet::encode_reset(&mut answer, cid, &self.reset_secret.token(cid));
+        packet::seal(&mut answer, 0);
+        if self.queue_stateless(from, answer) {
+            self.stats.resets_sent += 1;
         }
     }
 
@@ -382,10 +543,21 @@ impl Endpoint {
             return;
         }
         let since_epoch = now.saturating_duration_since(self.epoch);
-        if !self.cookies.check(hello.cookie, from, cid, since_epoch) {
-            let cookie = self.cookies.issue(from, cid, since_epoch);
-            let mut answer = Vec::with_capacity(40);
-            packet::encode_retry(&mut answer, cid, &cookie);
+        if self.cookies.due_for_rotation(since_epoch) {
+            let secret = random_bytes(&mut self.rng);
+            self.cookies.rotate(secret, since_epoch);
+        }
+        if !self
+            .cookies
+            .check(hello.cookie, from, cid, hello.attempt(), since_epoch)
+        {
+            let mut nonce = [0u8; 12];
+            self.rng.fill_bytes(&mut nonce);
+            let cookie = self
+                .cookies
+                .issue(from, cid, hello.attempt(), since_epoch, nonce);
+            let mut answer = Vec::with_capacity(64);
+            packet::encode_retry(&mut answer, cid, &cookie, hello.attempt());
             packet::seal(&mut answer, 0);
             if self.queue_stateless(from, answer) {
                 self.stats.retries_sent += 1;
@@ -409,10 +581,121 @@ impl Endpoint {
             return;
         }
         let local_cid = self.fresh_cid();
-        let connection =
-            Connection::new_server(self.config.clone(), now, local_cid, from, cid, hello);
+        let security = match self.server_security(now, cid, hello, local_cid) {
+            Ok(security) => security,
+            Err(detail) => {
+                self.stats.handshakes_failed += 1;
+                self.refuse(from, cid, RefuseReason::Security, &detail);
+                return;
+            }
+        };
+        let connection = Connection::new_server(
+            self.config.clone(),
+            now,
+            local_cid,
+            from,
+            cid,
+            hello,
+            security,
+        );
         self.stats.accepted += 1;
         self.insert(connection, Some((from, cid)));
+    }
+
+    /// Runs the server's half of the handshake on an `Initial` whose
+    /// address is validated, and checks the security rules. The error is
+    /// the refusal's detail.
+    fn server_security(
+        &mut self,
+        now: Instant,
+        cid: u64,
+        hello: &Hello<'_>,
+        local_cid: u64,
+    ) -> Result<SecurityStart, String> {
+        let security = &self.config.security;
+        let local_reset_token = self.reset_secret.token(local_cid);
+        if hello.security == SECURITY_PLAINTEXT {
+            if !security.insecure_plaintext_for_debugging {
+                return Err(
+                    "this server requires encryption; the client asked for plaintext".into(),
+                );
+            }
+            if security.connect_tokens.is_some() {
+                return Err(TokenError::Missing.to_string());
+            }
+            return Ok(SecurityStart {
+                protection: Protection::Plaintext,
+                local_reset_token,
+                peer_reset_token: reset_token_of(hello.handshake),
+                peer_key: None,
+                client_id: None,
+                hello_security: SECURITY_PLAINTEXT,
+                hello_cipher: hello.cipher,
+                hello_handshake: Vec::new(),
+                skip_seed: self.rng.random(),
+            });
+        }
+        let pattern = Pattern::from_u8(hello.security)
+            .ok_or_else(|| format!("unknown handshake pattern {}", hello.security))?;
+        let cipher = super::crypto::Cipher::from_u8(hello.cipher)
+            .ok_or_else(|| format!("unknown cipher {}", hello.cipher))?;
+        let handshake = ServerHandshake::read(
+            &self.static_key,
+            pattern,
+            security.pre_shared_key.as_ref(),
+            &hello.prologue(cid),
+            hello.handshake,
+            random_bytes(&mut self.rng),
+        )
+        .map_err(|error| error.to_string())?;
+        let payload = handshake.payload();
+        let peer_reset_token = reset_token_of(payload);
+        let client_id = match &security.connect_tokens {
+            None => None,
+            Some(_) if pattern != Pattern::Ik => {
+                return Err(
+                    "this server admits connect-token clients that pin its key; set security.server_key".into(),
+                );
+            }
+            Some(policy) => {
+                let unix_now = self
+                    .unix_at_epoch
+                    .map(|at_epoch| at_epoch + now.saturating_duration_since(self.epoch))
+                    .ok_or_else(|| {
+                        "this server does not know the time to check tokens".to_owned()
+                    })?;
+                let token = payload.get(RESET_TOKEN_LEN..).unwrap_or_default();
+                Some(
+                    policy
+                        .key
+                        .verify(token, policy.server_address, unix_now)
+                        .map_err(|error| error.to_string())?,
+                )
+            }
+        };
+        let peer_key = handshake.client_key();
+        let (answer, finished) = handshake.answer().map_err(|error| error.to_string())?;
+        let keys = super::crypto::PacketKeys::new(
+            cipher,
+            finished.secrets,
+            false,
+            security.key_update_packets,
+        );
+        Ok(SecurityStart {
+            protection: Protection::Keys {
+                keys: Box::new(keys),
+                answer: Some(answer),
+                replay: ReplayWindow::default(),
+            },
+            local_reset_token,
+            peer_reset_token,
+            peer_key,
+            client_id,
+            hello_security: hello.security,
+            hello_cipher: hello.cipher,
+            hello_handshake: Vec::new(),
+            skip_seed: self.rng.random(),
+        })
     }
 
     fn refuse(&mut self, to: SocketAddr, cid: u64, reason: RefuseReason, detail: &str) {
@@ -433,6 +716,8 @@ impl Endpoint {
         true
     }
 
+    /// A fresh connection id: 64 bits from the secure generator, so an
+    /// off-path attacker cannot guess one.
     fn fresh_cid(&mut self) -> u64 {
         loop {
             let cid: u64 = self.rng.random();
@@ -653,4 +938,16 @@ impl Endpoint {
         }
         handles
     }
+}
+
+/// 32 bytes from the endpoint's generator.
+fn random_bytes(rng: &mut StdRng) -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    rng.fill_bytes(&mut bytes);
+    bytes
+}
+
+/// The reset token at the front of a client's handshake payload.
+fn reset_token_of(payload: &[u8]) -> Option<[u8; RESET_TOKEN_LEN]> {
+    payload.get(..RESET_TOKEN_LEN)?.try_into().ok()
 }

@@ -7,7 +7,7 @@
 //! | 0x02 | ack | largest, ack delay (µs), range count, first range length, then (gap, length) pairs going down |
 //! | 0x03 | fragment | lane, channel, message sequence, message length, offset, data length, data |
 //! | 0x04 | close | code, reason |
-//! | 0x05 | welcome | server connection id, max data, max message |
+//! | 0x05 | welcome | server connection id, max data, max message, reset token |
 //! | 0x06 | max data | the new flow-control limit |
 //!
 //! Fragments carry byte offsets rather than indices, so a message queued at
@@ -17,6 +17,7 @@ use std::ops::Range;
 
 use super::DecodeError;
 use super::coding::{Put, Reader, VARINT_MAX, varint_len};
+use super::crypto::RESET_TOKEN_LEN;
 use super::packet::MAX_REASON_LEN;
 
 /// The most ack ranges one ack frame carries.
@@ -127,6 +128,8 @@ pub(crate) enum Frame<'a> {
         cid: u64,
         max_data: u64,
         max_message: u64,
+        /// The token that authenticates the server's `Reset`s.
+        reset_token: &'a [u8],
     },
     MaxData(u64),
 }
@@ -189,6 +192,7 @@ impl<'a> Frames<'a> {
                 cid: reader.u64()?,
                 max_data: reader.varint()?,
                 max_message: reader.varint()?,
+                reset_token: reader.take(RESET_TOKEN_LEN)?,
             },
             0x06 => Frame::MaxData(reader.varint()?),
             other => return Err(DecodeError::UnknownFrameType(other)),
@@ -309,16 +313,23 @@ pub(crate) fn put_close(buf: &mut Vec<u8>, code: u64, reason: &str) {
 }
 
 /// Writes a welcome.
-pub(crate) fn put_welcome(buf: &mut Vec<u8>, cid: u64, max_data: u64, max_message: u64) {
+pub(crate) fn put_welcome(
+    buf: &mut Vec<u8>,
+    cid: u64,
+    max_data: u64,
+    max_message: u64,
+    reset_token: &[u8; RESET_TOKEN_LEN],
+) {
     buf.push(0x05);
     buf.put_u64(cid);
     buf.put_varint(max_data);
     buf.put_varint(max_message);
+    buf.extend_from_slice(reset_token);
 }
 
 /// Bytes a welcome frame takes.
 pub(crate) fn welcome_len(max_data: u64, max_message: u64) -> usize {
-    1 + 8 + varint_len(max_data) + varint_len(max_message)
+    1 + 8 + varint_len(max_data) + varint_len(max_message) + RESET_TOKEN_LEN
 }
 
 /// Writes a flow-control limit.
@@ -355,7 +366,7 @@ mod tests {
         };
         put_fragment(&mut buf, &fragment);
         put_close(&mut buf, 2, "bye");
-        put_welcome(&mut buf, 77, 1000, 64);
+        put_welcome(&mut buf, 77, 1000, 64, &[9; RESET_TOKEN_LEN]);
         put_max_data(&mut buf, 5000);
         buf.extend_from_slice(&[0, 0, 0]);
         assert_eq!(
@@ -374,7 +385,8 @@ mod tests {
                 Frame::Welcome {
                     cid: 77,
                     max_data: 1000,
-                    max_message: 64
+                    max_message: 64,
+                    reset_token: &[9; RESET_TOKEN_LEN]
                 },
                 Frame::MaxData(5000),
                 Frame::Padding,

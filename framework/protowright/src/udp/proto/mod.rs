@@ -18,6 +18,8 @@
 //! - `packet`, `frame`, `coding`: the wire format and its decoders, which
 //!   refuse malformed input with a [`DecodeError`] and never panic.
 //! - `cookie`: stateless address validation for the handshake.
+//! - `crypto`: the Noise handshake, per-packet AEAD, replay window, reset
+//!   and connect tokens.
 //! - `connection`: one connection: handshake, acks, RFC 9002 loss
 //!   recovery, flow control, keepalive and close (a folder, one concept a
 //!   file: its `mod.rs` has the map).
@@ -34,6 +36,7 @@ mod config;
 pub mod congestion;
 mod connection;
 mod cookie;
+pub mod crypto;
 mod endpoint;
 mod frame;
 mod mtu;

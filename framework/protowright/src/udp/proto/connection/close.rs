@@ -128,12 +128,6 @@ impl Connection {
         self.rtt.pto(self.config.max_ack_delay) * 3
     }
 
-    /// The endpoint learned the peer holds no such connection.
-    pub(crate) fn on_reset(&mut self) {
-        self.end(CloseReason::Reset);
-        self.update_timers();
-    }
-
     /// The server refused this client's attempt.
     pub(crate) fn on_refused(&mut self, reason: RefuseReason, detail: &str) {
         if matches!(self.state, State::AwaitingWelcome(_)) {

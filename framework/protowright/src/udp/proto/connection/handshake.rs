@@ -1,7 +1,9 @@
 //! The handshake, both ends. A client sends `Initial` hellos (with the
 //! server's cookie once it has one) until a `Welcome` frame arrives; a
 //! server's welcome is an ordinary ack-eliciting frame, sent and resent
-//! like data (see `Pending::welcome`).
+//! like data (see `Pending::welcome`). Under encryption the client's
+//! hellos carry its first Noise message and the server's first packets its
+//! answer (see `crypto::handshake`); the welcome itself travels sealed.
 
 use std::time::{Duration, Instant};
 
@@ -15,6 +17,12 @@ use crate::udp::proto::packet::{self, Hello};
 /// What a client remembers while it waits for the welcome.
 #[derive(Debug, Default)]
 pub(super) struct ClientHandshake {
+    /// The `security` and `cipher` bytes of its hellos.
+    security: u8,
+    cipher: u8,
+    /// The first handshake message (or, in plaintext, the reset token),
+    /// the same in every hello of this attempt.
+    handshake: Vec<u8>,
     /// The server's address-validation cookie; empty until a retry.
     cookie: Vec<u8>,
     /// The hello is to be sent with the next transmit (the first one, or
@@ -31,8 +39,11 @@ pub(super) struct ClientHandshake {
 
 impl ClientHandshake {
     /// A client that has sent nothing yet: its first hello goes at once.
-    pub(super) fn new() -> Self {
+    pub(super) fn new(security: u8, cipher: u8, handshake: Vec<u8>) -> Self {
         Self {
+            security,
+            cipher,
+            handshake,
             send_now: true,
             ..Self::default()
         }
@@ -64,6 +75,9 @@ impl Connection {
             max_data: self.local_max_data,
             max_message: self.config.max_message_size,
             cookie: &handshake.cookie,
+            security: handshake.security,
+            cipher: handshake.cipher,
+            handshake: &handshake.handshake,
         };
         packet::encode_initial(buf, self.local_cid, &hello);
         // Initial packets are sealed here, not by the packet builder: they
@@ -94,16 +108,25 @@ impl Connection {
         }
     }
 
-    /// The server asked this client to retry with a cookie.
-    pub(crate) fn on_retry(&mut self, cookie: &[u8]) {
-        if let State::AwaitingWelcome(handshake) = &mut self.state
-            && handshake.cookie.as_slice() != cookie
-        {
+    /// The server asked this client to retry with a cookie. Taken only
+    /// while the client waits and only if it echoes this attempt's first
+    /// handshake bytes; returns whether it was.
+    pub(crate) fn on_retry(&mut self, cookie: &[u8], echo: &[u8]) -> bool {
+        let State::AwaitingWelcome(handshake) = &mut self.state else {
+            return false;
+        };
+        let attempt = &handshake.handshake[..handshake.handshake.len().min(packet::ECHO_LEN)];
+        if echo != attempt {
+            return false;
+        }
+        if handshake.cookie.as_slice() != cookie {
             handshake.cookie = cookie.to_vec();
             handshake.cookie_hellos = 0;
             handshake.send_now = true;
             self.timers.stop(Timer::Hello);
         }
+        self.update_timers();
+        true
     }
 
     /// The server saw this client's `Initial` again: its welcome may be lost.
@@ -124,6 +147,7 @@ impl Connection {
         cid: u64,
         max_data: u64,
         max_message: u64,
+        reset_token: &[u8],
     ) -> Result<(), String> {
         if self.side == Side::Server {
             return Err("a welcome sent to the server".to_owned());
@@ -131,6 +155,7 @@ impl Connection {
         let State::AwaitingWelcome(handshake) = &self.state else {
             return Ok(());
         };
+        self.security.peer_reset_token = reset_token.try_into().ok();
         let sample_start = handshake.rtt_sample_start();
         self.remote_cid = cid;
         self.peer_max_data = max_data;

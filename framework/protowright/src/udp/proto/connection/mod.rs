@@ -22,6 +22,8 @@
 //!   resending what was lost; `delivery`: delivery-rate samples for the
 //!   congestion controller.
 //! - `timer`, `timeout`: the deadline table, and what each timer does.
+//! - `security`: opening received packets, authenticated resets and
+//!   retries, random packet-number skips.
 //! - `close`: every way a connection ends; `event`: what it reports.
 //! - `messages`: the application's sends, receives and flow-control
 //!   credit; `stats`: counters.
@@ -35,6 +37,7 @@ mod messages;
 mod packet_builder;
 mod receive;
 mod recovery;
+mod security;
 mod state;
 mod stats;
 mod timeout;
@@ -54,11 +57,13 @@ use self::acks::Acks;
 use self::delivery::DeliveryRate;
 use self::handshake::ClientHandshake;
 use self::recovery::{Pending, Recovery};
+use self::security::ConnectionSecurity;
 use self::state::State;
 use self::stats::Counters;
 use self::timer::{Timer, TimerTable};
 use super::Config;
 use super::congestion::{Controller, Pacer};
+use super::crypto::SecurityStart;
 use super::mtu::MtuSearch;
 use super::packet::Hello;
 use super::recv::{Receiver, RecvLimits};
@@ -109,6 +114,8 @@ pub struct Connection {
     last_received: Instant,
     events: VecDeque<Event>,
     stats: Counters,
+    /// Packet protection and what the handshake proved about the peer.
+    security: ConnectionSecurity,
 }
 
 impl Connection {
@@ -117,10 +124,25 @@ impl Connection {
         now: Instant,
         local_cid: u64,
         peer: SocketAddr,
+        mut security: SecurityStart,
     ) -> Self {
         let handshake_deadline = now + config.handshake_timeout;
-        let state = State::AwaitingWelcome(ClientHandshake::new());
-        let mut connection = Self::new(config, Side::Client, state, now, local_cid, 0, peer);
+        let hello = ClientHandshake::new(
+            security.hello_security,
+            security.hello_cipher,
+            std::mem::take(&mut security.hello_handshake),
+        );
+        let state = State::AwaitingWelcome(hello);
+        let mut connection = Self::new(
+            config,
+            Side::Client,
+            state,
+            now,
+            local_cid,
+            0,
+            peer,
+            security,
+        );
         connection.timers.set(Timer::Handshake, handshake_deadline);
         connection
     }
@@ -132,6 +154,7 @@ impl Connection {
         peer: SocketAddr,
         client_cid: u64,
         hello: &Hello<'_>,
+        security: SecurityStart,
     ) -> Self {
         let mut connection = Self::new(
             config,
@@ -141,6 +164,7 @@ impl Connection {
             local_cid,
             client_cid,
             peer,
+            security,
         );
         connection.peer_max_data = hello.max_data;
         connection.peer_max_message = hello.max_message;
@@ -149,6 +173,7 @@ impl Connection {
         connection
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn new(
         config: Arc<Config>,
         side: Side,
@@ -157,6 +182,7 @@ impl Connection {
         local_cid: u64,
         remote_cid: u64,
         peer: SocketAddr,
+        security: SecurityStart,
     ) -> Self {
         let limits = RecvLimits {
             max_message: config.max_message_size,
@@ -197,6 +223,7 @@ impl Connection {
             last_received: now,
             events: VecDeque::new(),
             stats: Counters::default(),
+            security: ConnectionSecurity::new(security),
             config,
         };
         connection.update_timers();

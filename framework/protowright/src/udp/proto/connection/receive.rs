@@ -90,7 +90,8 @@ impl Connection {
                 cid,
                 max_data,
                 max_message,
-            } => self.on_welcome(now, *cid, *max_data, *max_message)?,
+                reset_token,
+            } => self.on_welcome(now, *cid, *max_data, *max_message, reset_token)?,
             Frame::MaxData(limit) => self.peer_max_data = self.peer_max_data.max(*limit),
         }
         Ok(())

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::Connection;
 use super::delivery::DeliveryMark;
+use super::security::PacketSkips;
 use super::timer::Timer;
 use crate::udp::proto::frame;
 use crate::udp::proto::rtt::RttEstimator;
@@ -87,9 +88,14 @@ pub(super) struct Recovery {
 
 impl Recovery {
     /// Takes the next packet number.
-    pub(super) fn next_number(&mut self) -> u64 {
-        let number = self.next_packet;
-        self.next_packet += 1;
+    /// The next packet number, skipping one now and then at random (see
+    /// [`PacketSkips`]).
+    pub(super) fn next_number(&mut self, skips: &mut PacketSkips) -> u64 {
+        let mut number = self.next_packet;
+        if skips.skip(number) {
+            number += 1;
+        }
+        self.next_packet = number + 1;
         number
     }
 
@@ -188,6 +194,15 @@ impl Connection {
         let largest = ack.largest();
         if largest >= self.recovery.next_packet {
             return Err(format!("ack of packet {largest}, which was never sent"));
+        }
+        if let Some(skipped) = ack
+            .ranges
+            .iter()
+            .find_map(|range| self.security.skips.skipped_in(range.clone()))
+        {
+            return Err(format!(
+                "ack of packet {skipped}, which was never sent (skipped on purpose)"
+            ));
         }
         let prior_largest = self.recovery.largest_acked;
         let mut newly_acked = std::mem::take(&mut self.recovery.acked_scratch);

@@ -59,6 +59,15 @@ pub struct ConnectionStats {
     /// Ordered messages that arrived ahead of an earlier one and waited in
     /// the early buffer for it: reordering put right.
     pub early_buffered: u64,
+    /// Whether packets are encrypted (false only with the plaintext
+    /// debugging flag).
+    pub encrypted: bool,
+    /// The peer's static key, when the handshake proved it (see
+    /// [`Connection::peer_key`](super::Connection::peer_key)).
+    pub peer_key: Option<crate::udp::proto::crypto::PublicKey>,
+    /// Packets dropped unread because they did not authenticate (forged,
+    /// corrupted, or sealed with other keys) or did not decode.
+    pub unauthentic_packets: u64,
 }
 
 /// What the connection counts as it goes.
@@ -99,6 +108,9 @@ impl Connection {
             duplicate_fragments: self.receiver.duplicate_fragments,
             stale_fragments: self.receiver.stale_fragments,
             early_buffered: self.receiver.early_buffered,
+            encrypted: self.security.protection.is_encrypted(),
+            peer_key: self.security.peer_key,
+            unauthentic_packets: self.security.unauthentic_packets,
         }
     }
 }

@@ -159,6 +159,7 @@ impl Connection {
                 self.local_cid,
                 self.local_max_data,
                 self.config.max_message_size,
+                &self.security.local_reset_token,
             );
             frames.push(SentFrame::Welcome);
             self.pending.welcome = false;

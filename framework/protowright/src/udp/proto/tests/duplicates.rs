@@ -31,7 +31,10 @@ const LEN: usize = 40;
 /// client hears no ack and keeps resending what the server already has.
 /// The server's incoming fragments are logged.
 fn acks_lost(seed: u64) -> World {
-    let mut world = connected_world(Config::default(), Faults::none(), seed);
+    // Plaintext, so the log can read the fragments on the link.
+    let mut config = Config::default();
+    config.security.insecure_plaintext_for_debugging = true;
+    let mut world = connected_world(config, Faults::none(), seed);
     world.log_to_server = Some(FragmentLog::default());
     world.cut_to = Some(End::Client);
     for (lane, channel, ids) in TRAFFIC {

@@ -345,7 +345,13 @@ impl World {
             1 => {}
             _ => {
                 self.counters.duplicated += 1;
-                if !transmission.damaged {
+                // Only data packets count: a corrupted connection id gets
+                // a (stateless, unauthenticated) reset that may be copied.
+                let data = transmission.copies[0]
+                    .1
+                    .get(1)
+                    .is_some_and(|&kind| kind == 2 || kind == 5);
+                if !transmission.damaged && data {
                     self.counters.duplicated_intact += 1;
                 }
             }

@@ -162,15 +162,28 @@ fn graceful_close_delivers_what_was_queued_then_both_sides_close() {
     assert_eq!(world.server.connection_count(), 0);
 }
 
+/// A server endpoint with a fixed static key (as loaded from a key file).
+fn keyed_server(world: &World, secret: u8, seed: u64) -> crate::udp::proto::Endpoint {
+    let mut config = Config::default();
+    config.security.static_key = Some(crate::udp::proto::crypto::StaticKey::from_secret(
+        [secret; 32],
+    ));
+    let mut server =
+        crate::udp::proto::Endpoint::new(config, world.now, seed).expect("valid config");
+    server.listen(true);
+    server
+}
+
 #[test]
 fn a_restarted_server_makes_the_client_fail_fast_with_a_reset() {
-    let mut world = connected_world(Config::default(), Faults::none(), 14);
+    let mut world = World::new(Config::default(), Faults::none(), 14);
+    world.server = keyed_server(&world, 5, 98);
+    world.connect();
+    assert!(world.run_until(SECOND, |w| w.connected()));
     let client = world.client_conn.expect("client");
-    // The server restarts: a new endpoint on the same address.
-    let mut fresh =
-        crate::udp::proto::Endpoint::new(Config::default(), world.now, 99).expect("valid config");
-    fresh.listen(true);
-    world.server = fresh;
+    // The server restarts with the same key file: a new endpoint on the
+    // same address, which derives the same reset tokens.
+    world.server = keyed_server(&world, 5, 99);
     world.server_conn = None;
     world
         .client
@@ -179,6 +192,28 @@ fn a_restarted_server_makes_the_client_fail_fast_with_a_reset() {
     assert!(world.run_until(SECOND, |w| w.client_events.len() == 2));
     assert_eq!(world.client_events[1], Event::Closed(CloseReason::Reset));
     assert!(world.server.stats().resets_sent >= 1);
+}
+
+#[test]
+fn a_reset_from_anyone_but_the_server_is_dropped_and_the_connection_lives() {
+    let mut world = World::new(Config::default(), Faults::none(), 15);
+    world.server = keyed_server(&world, 5, 98);
+    world.connect();
+    assert!(world.run_until(SECOND, |w| w.connected()));
+    let client = world.client_conn.expect("client");
+    // Another endpoint (another key) answers on the server's address: its
+    // resets carry the wrong token.
+    world.server = keyed_server(&world, 6, 99);
+    world.server_conn = None;
+    world
+        .client
+        .send(client, Lane::ReliableOrdered, 0, payload(1, 100))
+        .expect("send");
+    world.run_until(2 * SECOND, |_| false);
+    assert!(world.server.stats().resets_sent >= 1);
+    assert_eq!(world.client_events.len(), 1, "{:?}", world.client_events);
+    assert!(world.client.stats().forged_dropped >= 1);
+    assert!(!world.client.connection(client).expect("alive").is_closed());
 }
 
 #[test]
@@ -262,7 +297,10 @@ fn corrupted_datagrams_are_dropped_not_delivered() {
         assert_eq!(payload_id(&message.data), Some(index as u32));
     }
     assert!(world.counters.corrupted > 0);
-    assert!(world.server.stats().malformed > 0);
+    // Corruption fails authentication (or, in the connection id, routes
+    // nowhere and is answered with a reset the client drops).
+    let server = world.connection(End::Server).expect("server").stats();
+    assert!(server.unauthentic_packets > 0, "{server:?}");
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! A count of duplicate fragments made outside the engine: it reads the
 //! fragments of the datagrams the link delivers, so a test can hold the
 //! receiver's duplicate counter against what actually crossed the link.
+//! It reads plaintext connections only (the debugging flag): encrypted
+//! packets are opaque to it, as to anyone on the path.
 
 use std::collections::{BTreeMap, BTreeSet};
 
