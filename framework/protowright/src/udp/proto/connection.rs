@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::budget::MemoryBudget;
 use super::congestion::{Controller, Pacer, RateSample};
 use super::frame::{self, Frame, Frames, Lane};
 use super::mtu::MtuSearch;
@@ -154,6 +155,10 @@ pub struct ConnectionStats {
     /// Ordered messages that arrived ahead of an earlier one and waited in
     /// the early buffer for it: reordering put right.
     pub early_buffered: u64,
+    /// Reliable fragments refused for lack of room (too far ahead, too
+    /// many messages waiting, the endpoint's receive budget spent): their
+    /// packets went unacknowledged, so the peer resends them.
+    pub refused_fragments: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -354,6 +359,8 @@ impl Connection {
             channels: config.channels,
             window: config.receive_window,
             unreliable_budget: config.unreliable_buffer,
+            max_early: config.max_early_messages,
+            max_lead: config.max_sequence_lead,
         };
         Self {
             side,
@@ -404,7 +411,7 @@ impl Connection {
             unacked_eliciting: 0,
             ack_deadline: None,
             ack_now: false,
-            local_max_data: config.receive_window,
+            local_max_data: config.flow_window(),
             released: 0,
             max_data_pending: false,
             sender: Sender::new(),
@@ -543,7 +550,8 @@ impl Connection {
     /// knows it has something to send).
     pub fn release(&mut self, bytes: u64) -> bool {
         self.released += bytes;
-        let limit = self.released + self.config.receive_window;
+        // The overhead of the messages read comes back with what was read.
+        let limit = self.released + self.receiver.overhead_read() + self.config.flow_window();
         // Announce a new limit once a quarter window has been consumed.
         if limit >= self.local_max_data + self.config.receive_window / 4 {
             self.local_max_data = limit;
@@ -728,7 +736,10 @@ impl Connection {
                 return;
             }
         }
-        self.record_received(now, number, eliciting);
+        // A packet with refused data goes unacked: the peer resends it later.
+        if !self.receiver.take_refused() {
+            self.record_received(now, number, eliciting);
+        }
         self.maybe_finish_flushing(now);
     }
 
@@ -1423,6 +1434,7 @@ impl Connection {
             duplicate_fragments: self.receiver.duplicate_fragments,
             stale_fragments: self.receiver.stale_fragments,
             early_buffered: self.receiver.early_buffered,
+            refused_fragments: self.receiver.refused_fragments,
         }
     }
 
@@ -1446,5 +1458,10 @@ impl Connection {
     /// nothing more (see `Receiver::discard`).
     pub(crate) fn discard_unread(&mut self) {
         self.receiver.discard();
+    }
+
+    /// Charges what the receive side holds to the endpoint's `budget`.
+    pub(crate) fn join_budget(&mut self, budget: &MemoryBudget) {
+        self.receiver.join_budget(budget);
     }
 }

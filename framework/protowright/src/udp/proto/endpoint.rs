@@ -12,9 +12,11 @@ use bytes::Bytes;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+use super::budget::{MemoryBudget, SourceCounts};
 use super::connection::{Connection, Event, Transmit};
 use super::cookie::CookieJar;
 use super::frame::Lane;
+use super::limiter::TokenBucket;
 use super::packet::{self, MIN_INITIAL_SIZE, Packet, PacketType, RefuseReason, VERSION};
 use super::recv::Message;
 use super::{Config, ConfigError, SendError};
@@ -55,6 +57,12 @@ pub struct EndpointStats {
     pub resets_sent: u64,
     /// Stateless answers dropped because too many were queued.
     pub stateless_dropped: u64,
+    /// Stateless answers (retries, resets, refusals) not sent because the
+    /// endpoint's rate limit (`stateless_rate`) was spent.
+    pub stateless_limited: u64,
+    /// Connection attempts refused because their IP address already held
+    /// `max_connections_per_address` connections (also in `refused`).
+    pub refused_per_address: u64,
     /// Connections accepted.
     pub accepted: u64,
     /// Datagram bytes handed to [`Endpoint::handle_datagram`], malformed
@@ -76,6 +84,8 @@ struct Slot {
     remote_registered: bool,
     hello_key: Option<(SocketAddr, u64)>,
     discard_messages: bool,
+    /// The peer's address, counted against the per-address cap (servers).
+    counted_source: Option<std::net::IpAddr>,
     free: bool,
 }
 
@@ -100,6 +110,13 @@ pub struct Endpoint {
     event_queue: VecDeque<u32>,
     touched: Vec<ConnectionHandle>,
     stateless: VecDeque<(SocketAddr, Vec<u8>)>,
+    /// Paces stateless answers.
+    stateless_tokens: TokenBucket,
+    /// What every connection's receive side holds, against
+    /// `receive_budget`.
+    receive_budget: MemoryBudget,
+    /// Server connections per peer IP address.
+    sources: SourceCounts,
     stats: EndpointStats,
 }
 
@@ -111,6 +128,8 @@ impl Endpoint {
         config.validate()?;
         let mut rng = SmallRng::seed_from_u64(seed);
         let cookies = CookieJar::new([rng.random(), rng.random()], config.cookie_lifetime);
+        let stateless_tokens = TokenBucket::new(config.stateless_rate, config.stateless_burst, now);
+        let receive_budget = MemoryBudget::new(config.receive_budget);
         Ok(Self {
             config: Arc::new(config),
             accepting: false,
@@ -128,6 +147,9 @@ impl Endpoint {
             event_queue: VecDeque::new(),
             touched: Vec::new(),
             stateless: VecDeque::new(),
+            stateless_tokens,
+            receive_budget,
+            sources: SourceCounts::default(),
             stats: EndpointStats::default(),
         })
     }
@@ -155,6 +177,12 @@ impl Endpoint {
     /// Endpoint-wide counters.
     pub fn stats(&self) -> EndpointStats {
         self.stats
+    }
+
+    /// Bytes the receive sides of all connections hold now, each message
+    /// charged its bookkeeping overhead: at most about `receive_budget`.
+    pub fn receive_budget_used(&self) -> u64 {
+        self.receive_budget.used()
     }
 
     /// Starts connecting to `server`.
@@ -284,7 +312,7 @@ impl Endpoint {
                 let detail = format!(
                     "the server speaks protocol version {VERSION}; the client sent version {version}"
                 );
-                self.refuse(from, cid, RefuseReason::Version, &detail);
+                self.refuse(now, from, cid, RefuseReason::Version, &detail);
             } else {
                 self.stats.malformed += 1;
             }
@@ -317,7 +345,7 @@ impl Endpoint {
                     let mut answer = Vec::with_capacity(16);
                     packet::encode_reset(&mut answer, cid);
                     packet::seal(&mut answer, 0);
-                    if self.queue_stateless(from, answer) {
+                    if self.queue_stateless(now, from, answer) {
                         self.stats.resets_sent += 1;
                     }
                 }
@@ -370,6 +398,7 @@ impl Endpoint {
         }
         if !self.accepting {
             self.refuse(
+                now,
                 from,
                 cid,
                 RefuseReason::NotListening,
@@ -387,7 +416,7 @@ impl Endpoint {
             let mut answer = Vec::with_capacity(40);
             packet::encode_retry(&mut answer, cid, &cookie);
             packet::seal(&mut answer, 0);
-            if self.queue_stateless(from, answer) {
+            if self.queue_stateless(now, from, answer) {
                 self.stats.retries_sent += 1;
             }
             return;
@@ -397,7 +426,7 @@ impl Endpoint {
                 "the server's protocol schema hash is {:016x}; the client's is {:016x}",
                 self.config.schema_hash, hello.schema_hash
             );
-            self.refuse(from, cid, RefuseReason::Schema, &detail);
+            self.refuse(now, from, cid, RefuseReason::Schema, &detail);
             return;
         }
         if self.live >= self.config.max_connections {
@@ -405,26 +434,52 @@ impl Endpoint {
                 "the server is at its limit of {} connections; try again later",
                 self.config.max_connections
             );
-            self.refuse(from, cid, RefuseReason::Full, &detail);
+            self.refuse(now, from, cid, RefuseReason::Full, &detail);
+            return;
+        }
+        let cap = self.config.max_connections_per_address;
+        if !self.sources.has_room(from.ip(), cap) {
+            let detail = format!(
+                "the server holds its limit of {cap} connections from {}; \
+                 close one or try again later",
+                from.ip()
+            );
+            self.stats.refused_per_address += 1;
+            self.refuse(now, from, cid, RefuseReason::Full, &detail);
             return;
         }
         let local_cid = self.fresh_cid();
         let connection =
             Connection::new_server(self.config.clone(), now, local_cid, from, cid, hello);
         self.stats.accepted += 1;
-        self.insert(connection, Some((from, cid)));
+        let handle = self.insert(connection, Some((from, cid)));
+        self.sources.add(from.ip());
+        self.slots[handle.index as usize].counted_source = Some(from.ip());
     }
 
-    fn refuse(&mut self, to: SocketAddr, cid: u64, reason: RefuseReason, detail: &str) {
+    fn refuse(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        cid: u64,
+        reason: RefuseReason,
+        detail: &str,
+    ) {
         let mut answer = Vec::with_capacity(64 + detail.len());
         packet::encode_refuse(&mut answer, cid, reason, detail);
         packet::seal(&mut answer, 0);
-        if self.queue_stateless(to, answer) {
+        if self.queue_stateless(now, to, answer) {
             self.stats.refused += 1;
         }
     }
 
-    fn queue_stateless(&mut self, to: SocketAddr, datagram: Vec<u8>) -> bool {
+    /// Queues a stateless answer unless the rate limit is spent or the
+    /// queue is full; `false` (and counted) when it is dropped.
+    fn queue_stateless(&mut self, now: Instant, to: SocketAddr, datagram: Vec<u8>) -> bool {
+        if !self.stateless_tokens.take(now) {
+            self.stats.stateless_limited += 1;
+            return false;
+        }
         if self.stateless.len() >= MAX_STATELESS {
             self.stats.stateless_dropped += 1;
             return false;
@@ -447,6 +502,8 @@ impl Endpoint {
         connection: Connection,
         hello_key: Option<(SocketAddr, u64)>,
     ) -> ConnectionHandle {
+        let mut connection = connection;
+        connection.join_budget(&self.receive_budget);
         let cid = connection.local_cid();
         let index = match self.free.pop() {
             Some(index) => index,
@@ -461,6 +518,7 @@ impl Endpoint {
                     remote_registered: false,
                     hello_key: None,
                     discard_messages: false,
+                    counted_source: None,
                     free: false,
                 });
                 (self.slots.len() - 1) as u32
@@ -551,6 +609,9 @@ impl Endpoint {
         }
         if let Some(key) = slot.hello_key.take() {
             self.by_hello.remove(&key);
+        }
+        if let Some(ip) = slot.counted_source.take() {
+            self.sources.remove(ip);
         }
         slot.generation = slot.generation.wrapping_add(1);
         self.live -= 1;
