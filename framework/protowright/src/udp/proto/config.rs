@@ -60,6 +60,40 @@ pub struct Config {
     pub cookie_lifetime: Duration,
     /// The most connections an endpoint holds. Default 16,384.
     pub max_connections: usize,
+    /// The most connections a server holds from one IP address (any port);
+    /// further attempts are refused as full, saying why. It keeps one host
+    /// from taking the whole connection table and memory budget. Default
+    /// 256: generous, because many clients can share one address behind a
+    /// carrier-grade NAT.
+    pub max_connections_per_address: usize,
+    /// Bytes all of an endpoint's connections together may hold for
+    /// receiving (messages being reassembled, waiting for an earlier one,
+    /// or unread), each message charged its bookkeeping overhead besides
+    /// its payload. When it is reached, new reliable data is refused
+    /// without being acknowledged, so the sender resends it later, as if it
+    /// had been lost (the message each ordered lane waits for is still
+    /// taken, so no connection stalls for good); new unreliable data is
+    /// dropped. At least `receive_window`. Default 512 MiB.
+    pub receive_budget: u64,
+    /// The most reliable messages a connection holds that it cannot deliver
+    /// yet: being reassembled, or complete and waiting for an earlier one
+    /// on their channel. Beyond it, fragments of further messages are
+    /// refused without acknowledgement and resent later (the message a
+    /// lane waits for is always taken). Default 16,384.
+    pub max_early_messages: usize,
+    /// How far past the message a reliable lane waits for a message's
+    /// sequence number may be; fragments further ahead are refused without
+    /// acknowledgement and resent later. It bounds the bookkeeping of
+    /// gaps between messages. Default 65,536.
+    pub max_sequence_lead: u64,
+    /// Stateless answers (retries, resets, refusals) an endpoint sends per
+    /// second on average; beyond it they are dropped and counted, so a
+    /// flood of spoofed packets cannot turn the endpoint into a reflector.
+    /// Default 4,096.
+    pub stateless_rate: u32,
+    /// Stateless answers an endpoint may send at once after a quiet spell
+    /// (the token bucket's depth). Default 1,024.
+    pub stateless_burst: u32,
     /// A hash of the protocol schema; peers with different hashes refuse to
     /// connect. Default 0 (no check beyond equality of zeros).
     pub schema_hash: u64,
@@ -89,6 +123,12 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(10),
             cookie_lifetime: Duration::from_secs(10),
             max_connections: 16_384,
+            max_connections_per_address: 256,
+            receive_budget: 512 << 20,
+            max_early_messages: 16_384,
+            max_sequence_lead: 65_536,
+            stateless_rate: 4096,
+            stateless_burst: 1024,
             schema_hash: 0,
             congestion_control: CongestionControl::default(),
             security: Security::default(),
@@ -138,10 +178,42 @@ pub enum ConfigError {
     /// Keys would update too often.
     #[error("security.key_update_packets must be at least {MIN_KEY_UPDATE_PACKETS}")]
     KeyUpdateTooFrequent,
+    /// A duration above [`MAX_DURATION`]: deadlines computed from it could
+    /// overflow.
+    #[error("{name} ({value:?}) is above the ceiling of {MAX_DURATION:?}")]
+    DurationTooLong {
+        /// The setting.
+        name: &'static str,
+        /// Its value.
+        value: std::time::Duration,
+    },
+    /// A count or rate that must be above zero is zero.
+    #[error("{0} must be above zero")]
+    Zero(&'static str),
+    /// The endpoint's receive budget cannot hold one connection's window.
+    #[error("receive_budget ({budget}) must hold at least one receive_window ({window})")]
+    BudgetBelowWindow {
+        /// The budget.
+        budget: u64,
+        /// The window.
+        window: u64,
+    },
+    /// The sequence lead is above what the receiver tracks.
+    #[error("max_sequence_lead {0} is above the ceiling of {MAX_SEQUENCE_LEAD}")]
+    LeadTooLong(u64),
 }
 
 /// The protocol's ceiling on message size.
 pub const MAX_MESSAGE_CEILING: u64 = 1 << 30;
+
+/// The ceiling on every duration setting: one day. Deadlines are
+/// `Instant + Duration` (which panics on overflow) and backoffs multiply
+/// durations, so no setting may be near the ends of the clock.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The ceiling on [`Config::max_sequence_lead`]: the gaps a lane tracks
+/// between delivered messages stay below 131,072.
+pub const MAX_SEQUENCE_LEAD: u64 = 1 << 17;
 
 impl Config {
     /// Checks the settings fit together.
@@ -184,13 +256,68 @@ impl Config {
                 return Err(ConfigError::ZeroDuration(name));
             }
         }
+        for (name, value) in self.durations() {
+            if value > MAX_DURATION {
+                return Err(ConfigError::DurationTooLong { name, value });
+            }
+        }
         if self.keepalive_interval >= self.idle_timeout {
             return Err(ConfigError::KeepaliveTooLong);
         }
         if self.security.key_update_packets < MIN_KEY_UPDATE_PACKETS {
             return Err(ConfigError::KeyUpdateTooFrequent);
         }
+        self.validate_budgets()
+    }
+
+    /// Every duration setting, by name.
+    fn durations(&self) -> [(&'static str, Duration); 7] {
+        [
+            ("idle_timeout", self.idle_timeout),
+            ("keepalive_interval", self.keepalive_interval),
+            ("max_ack_delay", self.max_ack_delay),
+            ("initial_rtt", self.initial_rtt),
+            ("handshake_timeout", self.handshake_timeout),
+            ("cookie_lifetime", self.cookie_lifetime),
+            ("mtu_search_interval", self.mtu_search_interval),
+        ]
+    }
+
+    fn validate_budgets(&self) -> Result<(), ConfigError> {
+        for (name, value) in [
+            ("max_connections", self.max_connections as u64),
+            (
+                "max_connections_per_address",
+                self.max_connections_per_address as u64,
+            ),
+            ("max_early_messages", self.max_early_messages as u64),
+            ("max_sequence_lead", self.max_sequence_lead),
+            ("stateless_rate", u64::from(self.stateless_rate)),
+            ("stateless_burst", u64::from(self.stateless_burst)),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Zero(name));
+            }
+        }
+        if self.max_sequence_lead > MAX_SEQUENCE_LEAD {
+            return Err(ConfigError::LeadTooLong(self.max_sequence_lead));
+        }
+        if self.receive_budget < self.receive_window {
+            return Err(ConfigError::BudgetBelowWindow {
+                budget: self.receive_budget,
+                window: self.receive_window,
+            });
+        }
         Ok(())
+    }
+
+    /// The flow-control window the receiver advertises: the configured
+    /// window plus one message's bookkeeping charge, so that a message of
+    /// `max_message_size` always fits (flow control charges every reliable
+    /// message [`MESSAGE_OVERHEAD`](super::recv::MESSAGE_OVERHEAD) bytes
+    /// besides its payload).
+    pub(crate) fn flow_window(&self) -> u64 {
+        self.receive_window + super::recv::MESSAGE_OVERHEAD
     }
 }
 
@@ -241,5 +368,95 @@ mod tests {
                 initial: 4000
             })
         );
+    }
+
+    #[test]
+    fn no_duration_setting_can_push_a_deadline_past_the_clock() {
+        let now = std::time::Instant::now();
+        let config = Config::default();
+        for index in 0..config.durations().len() {
+            let mut huge = Config::default();
+            let name = config.durations()[index].0;
+            let field = match name {
+                "idle_timeout" => &mut huge.idle_timeout,
+                "keepalive_interval" => &mut huge.keepalive_interval,
+                "max_ack_delay" => &mut huge.max_ack_delay,
+                "initial_rtt" => &mut huge.initial_rtt,
+                "handshake_timeout" => &mut huge.handshake_timeout,
+                "cookie_lifetime" => &mut huge.cookie_lifetime,
+                "mtu_search_interval" => &mut huge.mtu_search_interval,
+                other => panic!("unknown duration {other}"),
+            };
+            *field = Duration::MAX;
+            assert_eq!(
+                huge.validate(),
+                Err(ConfigError::DurationTooLong {
+                    name,
+                    value: Duration::MAX
+                }),
+                "{name}"
+            );
+        }
+        // The ceiling itself is accepted, and deadlines built from it (with
+        // the largest backoff a connection applies) stay on the clock.
+        let longest = Config {
+            idle_timeout: MAX_DURATION,
+            keepalive_interval: MAX_DURATION - Duration::from_secs(1),
+            max_ack_delay: MAX_DURATION,
+            initial_rtt: MAX_DURATION,
+            handshake_timeout: MAX_DURATION,
+            cookie_lifetime: MAX_DURATION,
+            mtu_search_interval: MAX_DURATION,
+            ..Config::default()
+        };
+        assert_eq!(longest.validate(), Ok(()));
+        assert!(now.checked_add(MAX_DURATION * (1 << 16)).is_some());
+    }
+
+    #[test]
+    fn budgets_must_be_above_zero_and_hold_a_window() {
+        let cases = [
+            (
+                Config {
+                    max_connections_per_address: 0,
+                    ..Config::default()
+                },
+                ConfigError::Zero("max_connections_per_address"),
+            ),
+            (
+                Config {
+                    max_early_messages: 0,
+                    ..Config::default()
+                },
+                ConfigError::Zero("max_early_messages"),
+            ),
+            (
+                Config {
+                    stateless_rate: 0,
+                    ..Config::default()
+                },
+                ConfigError::Zero("stateless_rate"),
+            ),
+            (
+                Config {
+                    max_sequence_lead: MAX_SEQUENCE_LEAD + 1,
+                    ..Config::default()
+                },
+                ConfigError::LeadTooLong(MAX_SEQUENCE_LEAD + 1),
+            ),
+            (
+                Config {
+                    receive_budget: 1 << 20,
+                    ..Config::default()
+                },
+                ConfigError::BudgetBelowWindow {
+                    budget: 1 << 20,
+                    window: 16 << 20,
+                },
+            ),
+        ];
+        for (config, error) in cases {
+            assert_eq!(config.validate(), Err(error));
+        }
     }
 }

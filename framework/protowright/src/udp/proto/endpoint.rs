@@ -17,6 +17,7 @@ use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 
+use super::budget::{MemoryBudget, SourceCounts};
 use super::connection::{Connection, Event, Transmit};
 use super::cookie::CookieJar;
 use super::crypto::{
@@ -24,6 +25,7 @@ use super::crypto::{
     SecurityStart, ServerHandshake, StaticKey, TokenError,
 };
 use super::frame::Lane;
+use super::limiter::TokenBucket;
 use super::packet::{
     self, Hello, MIN_INITIAL_SIZE, Packet, PacketType, RefuseReason, SECURITY_PLAINTEXT, VERSION,
 };
@@ -69,6 +71,12 @@ pub struct EndpointStats {
     pub resets_sent: u64,
     /// Stateless answers dropped because too many were queued.
     pub stateless_dropped: u64,
+    /// Stateless answers (retries, resets, refusals) not sent because the
+    /// endpoint's rate limit (`stateless_rate`) was spent.
+    pub stateless_limited: u64,
+    /// Connection attempts refused because their IP address already held
+    /// `max_connections_per_address` connections (also in `refused`).
+    pub refused_per_address: u64,
     /// Connections accepted.
     pub accepted: u64,
     /// Connection attempts whose handshake failed (a wrong pinned key,
@@ -96,6 +104,8 @@ struct Slot {
     remote_registered: bool,
     hello_key: Option<(SocketAddr, u64)>,
     discard_messages: bool,
+    /// The peer's address, counted against the per-address cap (servers).
+    counted_source: Option<std::net::IpAddr>,
     free: bool,
 }
 
@@ -126,6 +136,13 @@ pub struct Endpoint {
     event_queue: VecDeque<u32>,
     touched: Vec<ConnectionHandle>,
     stateless: VecDeque<(SocketAddr, Vec<u8>)>,
+    /// Paces stateless answers.
+    stateless_tokens: TokenBucket,
+    /// What every connection's receive side holds, against
+    /// `receive_budget`.
+    receive_budget: MemoryBudget,
+    /// Server connections per peer IP address.
+    sources: SourceCounts,
     stats: EndpointStats,
 }
 
@@ -165,6 +182,8 @@ impl Endpoint {
         };
         let reset_secret = ResetSecret::derive(static_key.secret());
         let cookies = CookieJar::new(random_bytes(&mut rng), config.cookie_lifetime);
+        let stateless_tokens = TokenBucket::new(config.stateless_rate, config.stateless_burst, now);
+        let receive_budget = MemoryBudget::new(config.receive_budget);
         Ok(Self {
             config: Arc::new(config),
             accepting: false,
@@ -186,6 +205,9 @@ impl Endpoint {
             event_queue: VecDeque::new(),
             touched: Vec::new(),
             stateless: VecDeque::new(),
+            stateless_tokens,
+            receive_budget,
+            sources: SourceCounts::default(),
             stats: EndpointStats::default(),
         })
     }
@@ -226,6 +248,12 @@ impl Endpoint {
     /// Endpoint-wide counters.
     pub fn stats(&self) -> EndpointStats {
         self.stats
+    }
+
+    /// Bytes the receive sides of all connections hold now, each message
+    /// charged its bookkeeping overhead: at most about `receive_budget`.
+    pub fn receive_budget_used(&self) -> u64 {
+        self.receive_budget.used()
     }
 
     /// Starts connecting to `server`.
@@ -302,7 +330,7 @@ impl Endpoint {
     fn hello_for_prologue(&self, security: u8, cipher: u8) -> Hello<'static> {
         Hello {
             schema_hash: self.config.schema_hash,
-            max_data: self.config.receive_window,
+            max_data: self.config.flow_window(),
             max_message: self.config.max_message_size,
             cookie: &[],
             security,
@@ -318,6 +346,19 @@ impl Endpoint {
             return None;
         }
         slot.connection.as_ref()
+    }
+
+    /// Seals `frames`, whatever they say, as connection `handle`'s next
+    /// data packet at the end of `buf`; returns its size. For tests and
+    /// fuzzing that play a peer holding the real keys.
+    #[doc(hidden)]
+    pub fn seal_frames_as(
+        &mut self,
+        handle: ConnectionHandle,
+        frames: &[u8],
+        buf: &mut Vec<u8>,
+    ) -> Option<usize> {
+        self.with(handle, |connection| connection.seal_frames(frames, buf))
     }
 
     /// Runs `f` on a connection and then updates the endpoint's view of it
@@ -419,7 +460,7 @@ impl Endpoint {
                 let detail = format!(
                     "the server speaks protocol version {VERSION}; the client sent version {version}"
                 );
-                self.refuse(from, cid, RefuseReason::Version, &detail);
+                self.refuse(now, from, cid, RefuseReason::Version, &detail);
             } else {
                 self.stats.malformed += 1;
             }
@@ -497,7 +538,7 @@ impl Endpoint {
         let mut answer = Vec::with_capacity(reset_len);
         packet::encode_reset(&mut answer, cid, &self.reset_secret.token(cid));
         packet::seal(&mut answer, 0);
-        if self.queue_stateless(from, answer) {
+        if self.queue_stateless(now, from, answer) {
             self.stats.resets_sent += 1;
         }
     }
@@ -531,6 +572,7 @@ impl Endpoint {
         }
         if !self.accepting {
             self.refuse(
+                now,
                 from,
                 cid,
                 RefuseReason::NotListening,
@@ -559,7 +601,7 @@ impl Endpoint {
             let mut answer = Vec::with_capacity(64);
             packet::encode_retry(&mut answer, cid, &cookie, hello.attempt());
             packet::seal(&mut answer, 0);
-            if self.queue_stateless(from, answer) {
+            if self.queue_stateless(now, from, answer) {
                 self.stats.retries_sent += 1;
             }
             return;
@@ -569,7 +611,7 @@ impl Endpoint {
                 "the server's protocol schema hash is {:016x}; the client's is {:016x}",
                 self.config.schema_hash, hello.schema_hash
             );
-            self.refuse(from, cid, RefuseReason::Schema, &detail);
+            self.refuse(now, from, cid, RefuseReason::Schema, &detail);
             return;
         }
         if self.live >= self.config.max_connections {
@@ -577,7 +619,18 @@ impl Endpoint {
                 "the server is at its limit of {} connections; try again later",
                 self.config.max_connections
             );
-            self.refuse(from, cid, RefuseReason::Full, &detail);
+            self.refuse(now, from, cid, RefuseReason::Full, &detail);
+            return;
+        }
+        let cap = self.config.max_connections_per_address;
+        if !self.sources.has_room(from.ip(), cap) {
+            let detail = format!(
+                "the server holds its limit of {cap} connections from {}; \
+                 close one or try again later",
+                from.ip()
+            );
+            self.stats.refused_per_address += 1;
+            self.refuse(now, from, cid, RefuseReason::Full, &detail);
             return;
         }
         let local_cid = self.fresh_cid();
@@ -585,7 +638,7 @@ impl Endpoint {
             Ok(security) => security,
             Err(detail) => {
                 self.stats.handshakes_failed += 1;
-                self.refuse(from, cid, RefuseReason::Security, &detail);
+                self.refuse(now, from, cid, RefuseReason::Security, &detail);
                 return;
             }
         };
@@ -599,7 +652,9 @@ impl Endpoint {
             security,
         );
         self.stats.accepted += 1;
-        self.insert(connection, Some((from, cid)));
+        let handle = self.insert(connection, Some((from, cid)));
+        self.sources.add(from.ip());
+        self.slots[handle.index as usize].counted_source = Some(from.ip());
     }
 
     /// Runs the server's half of the handshake on an `Initial` whose
@@ -698,16 +753,29 @@ impl Endpoint {
         })
     }
 
-    fn refuse(&mut self, to: SocketAddr, cid: u64, reason: RefuseReason, detail: &str) {
+    fn refuse(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        cid: u64,
+        reason: RefuseReason,
+        detail: &str,
+    ) {
         let mut answer = Vec::with_capacity(64 + detail.len());
         packet::encode_refuse(&mut answer, cid, reason, detail);
         packet::seal(&mut answer, 0);
-        if self.queue_stateless(to, answer) {
+        if self.queue_stateless(now, to, answer) {
             self.stats.refused += 1;
         }
     }
 
-    fn queue_stateless(&mut self, to: SocketAddr, datagram: Vec<u8>) -> bool {
+    /// Queues a stateless answer unless the rate limit is spent or the
+    /// queue is full; `false` (and counted) when it is dropped.
+    fn queue_stateless(&mut self, now: Instant, to: SocketAddr, datagram: Vec<u8>) -> bool {
+        if !self.stateless_tokens.take(now) {
+            self.stats.stateless_limited += 1;
+            return false;
+        }
         if self.stateless.len() >= MAX_STATELESS {
             self.stats.stateless_dropped += 1;
             return false;
@@ -732,6 +800,8 @@ impl Endpoint {
         connection: Connection,
         hello_key: Option<(SocketAddr, u64)>,
     ) -> ConnectionHandle {
+        let mut connection = connection;
+        connection.join_budget(&self.receive_budget);
         let cid = connection.local_cid();
         let index = match self.free.pop() {
             Some(index) => index,
@@ -746,6 +816,7 @@ impl Endpoint {
                     remote_registered: false,
                     hello_key: None,
                     discard_messages: false,
+                    counted_source: None,
                     free: false,
                 });
                 (self.slots.len() - 1) as u32
@@ -836,6 +907,9 @@ impl Endpoint {
         }
         if let Some(key) = slot.hello_key.take() {
             self.by_hello.remove(&key);
+        }
+        if let Some(ip) = slot.counted_source.take() {
+            self.sources.remove(ip);
         }
         slot.generation = slot.generation.wrapping_add(1);
         self.live -= 1;

@@ -30,7 +30,11 @@
 //!   delivery-rate samples) with pacing.
 //! - `mtu`: path MTU discovery with black-hole fallback.
 //! - `endpoint`: connections by id, the server's handshake, timers.
+//! - `budget`, `limiter`: what an endpoint bounds across connections (the
+//!   receive memory of all of them, connections per address) and the pace
+//!   of its stateless answers.
 
+mod budget;
 mod coding;
 mod config;
 pub mod congestion;
@@ -39,6 +43,7 @@ mod cookie;
 pub mod crypto;
 mod endpoint;
 mod frame;
+mod limiter;
 mod mtu;
 mod packet;
 mod ranges;
@@ -46,7 +51,7 @@ mod recv;
 mod rtt;
 mod send;
 
-pub use config::{Config, ConfigError, MAX_MESSAGE_CEILING};
+pub use config::{Config, ConfigError, MAX_DURATION, MAX_MESSAGE_CEILING, MAX_SEQUENCE_LEAD};
 pub use congestion::{CongestionControl, Controller};
 pub use connection::{
     CLOSE_NORMAL, CLOSE_PROTOCOL_VIOLATION, CloseReason, Connection, ConnectionStats, Event, Side,
@@ -155,3 +160,45 @@ pub fn fuzz_decode_frames(frames: &[u8]) -> Result<usize, DecodeError> {
 
 #[cfg(test)]
 mod tests;
+
+/// One message fragment to put in a packet with [`test_data_packet`].
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct TestFragment<'a> {
+    /// The lane.
+    pub lane: Lane,
+    /// The channel.
+    pub channel: u32,
+    /// The message's sequence number on its lane and channel.
+    pub sequence: u64,
+    /// The message's announced length.
+    pub total: u64,
+    /// Where this fragment starts in the message.
+    pub offset: u64,
+    /// Its bytes.
+    pub data: &'a [u8],
+}
+
+/// A sealed `Data` packet numbered `number` for connection `cid` carrying
+/// `fragments`, so a test can play a hostile peer that crafts its own
+/// frames. The fragments must lie within their announced lengths.
+#[doc(hidden)]
+pub fn test_data_packet(cid: u64, number: u64, fragments: &[TestFragment<'_>]) -> Vec<u8> {
+    let mut datagram = Vec::new();
+    packet::encode_data_header(&mut datagram, cid, number);
+    for piece in fragments {
+        frame::put_fragment(
+            &mut datagram,
+            &frame::Fragment {
+                lane: piece.lane,
+                channel: piece.channel,
+                sequence: piece.sequence,
+                total: piece.total,
+                offset: piece.offset,
+                data: piece.data,
+            },
+        );
+    }
+    packet::seal(&mut datagram, 0);
+    datagram
+}

@@ -71,6 +71,15 @@ impl RangeSet {
                 .is_some_and(|(_, &end)| range.end <= end)
     }
 
+    /// Whether `range` overlaps or adjoins a range of the set, so that
+    /// inserting it adds no new range.
+    pub(crate) fn touches(&self, range: Range<u64>) -> bool {
+        self.ranges
+            .range(..=range.end)
+            .next_back()
+            .is_some_and(|(_, &end)| end >= range.start)
+    }
+
     /// The number of disjoint ranges.
     pub(crate) fn len(&self) -> usize {
         self.ranges.len()

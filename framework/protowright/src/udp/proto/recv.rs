@@ -1,12 +1,29 @@
 //! The receiving half of a connection: reassembly of fragments, duplicate
 //! suppression and ordering per lane, under bounded memory.
 //!
-//! Reliable lanes are bounded by flow control: the peer may not send more
-//! new bytes than the limit this side advertised, and a partly received
-//! message reserves its full length against the window (plus one maximum
-//! message, for the one a sender may have begun at the edge of the window).
-//! Unreliable lanes have their own budget; when it is full the oldest
-//! partial message is dropped whole.
+//! Every message held is charged its bookkeeping overhead besides its
+//! payload, so many tiny messages cost what they really cost:
+//!
+//! - Reliable lanes are bounded by flow control, which charges each message
+//!   [`MESSAGE_OVERHEAD`] bytes besides its payload (the sender charges the
+//!   same, so zero-length messages use up the window too). A partly
+//!   received message reserves its full length against the window (plus
+//!   one maximum message, for the one a sender may have begun at the edge
+//!   of the window), while its buffer grows only with the data that
+//!   arrived (`recv/partial.rs`).
+//! - A reliable message ahead of the one its lane waits for is taken only
+//!   within `max_sequence_lead` of it, while fewer than `max_early_messages`
+//!   messages wait to be delivered, and while the endpoint's receive
+//!   budget has room; otherwise the fragment is *refused*: the connection
+//!   leaves its packet unacknowledged, so the sender resends it later as
+//!   if it had been lost. The message a lane waits for is refused only
+//!   when the budget is spent and nothing waits behind it, so refusals
+//!   never stall a lane for good.
+//! - Unreliable lanes have their own budget; when it is full the oldest
+//!   partial message is dropped whole.
+//!
+//! Everything held is charged to an [`Account`] shared with the endpoint
+//! (`budget.rs`), and given back when it leaves.
 //!
 //! A fragment of a message this side already has (delivered, or complete
 //! and waiting for an earlier one) is a duplicate: it is counted and
@@ -14,10 +31,15 @@
 //! ([`Receiver::discard`]) nothing more is delivered, but the positions
 //! that tell a duplicate from a new message are kept.
 
+mod partial;
+
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
 
+use self::partial::{PARTIAL_OVERHEAD, Partial};
+use super::budget::{Account, MemoryBudget};
 use super::frame::{Fragment, Lane};
 use super::ranges::RangeSet;
 
@@ -26,8 +48,16 @@ use super::ranges::RangeSet;
 const REPLAY_WINDOW: u64 = 4096;
 
 /// The most gaps the reliable-unordered lane tracks between delivered
-/// messages.
-const MAX_UNORDERED_GAPS: usize = 65_536;
+/// messages (`max_sequence_lead` keeps an honest peer well below it).
+const MAX_UNORDERED_GAPS: usize = 1 << 17;
+
+/// Bytes every message is charged besides its payload: by flow control on
+/// reliable lanes (a wire contract: the sender charges the same, in
+/// `send.rs`), and by the unreliable budget. An upper estimate of what
+/// holding one message costs: its queue slot or map entry and the header
+/// of its allocation (measured at 70 to 90 bytes with a counting
+/// allocator).
+pub(crate) const MESSAGE_OVERHEAD: u64 = 128;
 
 /// A message delivered to the application.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,37 +111,11 @@ pub(crate) struct RecvLimits {
     pub(crate) channels: u32,
     pub(crate) window: u64,
     pub(crate) unreliable_budget: u64,
-}
-
-#[derive(Debug)]
-struct Partial {
-    buf: Vec<u8>,
-    have: RangeSet,
-}
-
-impl Partial {
-    fn new(total: u64) -> Self {
-        Self {
-            buf: vec![0; total as usize],
-            have: RangeSet::default(),
-        }
-    }
-
-    /// Copies `fragment` in; returns how many bytes were new.
-    fn fill(&mut self, fragment: &Fragment<'_>) -> u64 {
-        let start = fragment.offset as usize;
-        self.buf[start..start + fragment.data.len()].copy_from_slice(fragment.data);
-        self.have
-            .insert(fragment.offset..fragment.offset + fragment.data.len() as u64)
-    }
-
-    fn is_complete(&self) -> bool {
-        self.have.covers(0..self.buf.len() as u64)
-    }
-
-    fn total(&self) -> u64 {
-        self.buf.len() as u64
-    }
+    /// Reliable messages held and not yet deliverable (`max_early_messages`).
+    pub(crate) max_early: usize,
+    /// How far ahead of the awaited sequence a message may be
+    /// (`max_sequence_lead`).
+    pub(crate) max_lead: u64,
 }
 
 /// One ordered channel: the next sequence to deliver and what arrived early.
@@ -160,12 +164,13 @@ struct Inbox {
 }
 
 impl Inbox {
-    /// Queues `message` for whoever reads its lane; `false` (and dropped)
-    /// once discarding.
-    fn deliver(&mut self, message: Message) -> bool {
+    /// Queues `message` for whoever reads its lane, charging `account`
+    /// for it; `false` (and dropped) once discarding.
+    fn deliver(&mut self, message: Message, account: &mut Account) -> bool {
         if self.discarding {
             return false;
         }
+        account.hold(message.data.len() as u64 + MESSAGE_OVERHEAD);
         self.delivered += 1;
         if message.lane == Lane::Session {
             self.ready_session.push_back(message.data);
@@ -182,8 +187,8 @@ impl Inbox {
 /// not trust what it tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReceiveBuffer {
-    /// Reliable messages being reassembled: each holds a buffer of its
-    /// full length from its first fragment on.
+    /// Reliable messages being reassembled: the buffers they hold so far
+    /// (each grows with the data, up to the message's length).
     pub reliable_partial: u64,
     /// Complete reliable messages waiting for an earlier one on their
     /// ordered channel.
@@ -232,15 +237,34 @@ pub(crate) struct Receiver {
     unordered: Unordered,
     unreliable: Unreliable,
     sequenced: BTreeMap<u32, Sequenced>,
-    /// Bytes reserved by partly received reliable messages.
+    /// Bytes reserved by partly received reliable messages: their lengths
+    /// and [`MESSAGE_OVERHEAD`] each.
     reliable_reserved: u64,
-    /// Bytes reserved by partly received unreliable messages.
+    /// Bytes reserved by partly received unreliable messages: their
+    /// lengths and `PARTIAL_OVERHEAD` each.
     unreliable_reserved: u64,
-    /// Bytes of unreliable messages delivered but not yet read.
+    /// Bytes of unreliable messages delivered but not yet read, with
+    /// [`MESSAGE_OVERHEAD`] each.
     unreliable_unread: u64,
-    /// New reliable bytes received in all.
+    /// New reliable bytes received in all, with [`MESSAGE_OVERHEAD`] per
+    /// message: what the flow-control limit is counted against.
     pub(crate) data_received: u64,
+    /// Reliable messages first seen and not yet delivered (partial, or
+    /// waiting for an earlier one).
+    undelivered: usize,
+    /// Flow-control credit of the reliable messages read: their overhead,
+    /// which the application does not know of, so does not release.
+    overhead_read: u64,
+    /// What everything held is charged to.
+    account: Account,
     inbox: Inbox,
+    /// A fragment was refused since [`take_refused`](Self::take_refused)
+    /// last ran: its packet must not be acknowledged.
+    refused: bool,
+    /// Reliable fragments refused for lack of room (beyond the lead, the
+    /// early-message cap, the endpoint's budget or a message's runs), to
+    /// be resent by the peer.
+    pub(crate) refused_fragments: u64,
     /// Unreliable messages dropped: a lost fragment or a full budget.
     pub(crate) unreliable_dropped: u64,
     /// Fragments of messages already delivered or held, or of bytes
@@ -252,6 +276,15 @@ pub(crate) struct Receiver {
     /// Ordered messages that arrived ahead of an earlier one and waited
     /// for it in the early buffer: reordering the receiver put right.
     pub(crate) early_buffered: u64,
+}
+
+/// Where a reliable fragment stands against its lane.
+#[derive(Debug, Clone, Copy)]
+struct Position {
+    /// How far past the message the lane waits for (0: it is that one).
+    lead: u64,
+    /// Whether this is the first fragment seen of its message.
+    is_new: bool,
 }
 
 impl Receiver {
@@ -266,12 +299,41 @@ impl Receiver {
             unreliable_reserved: 0,
             unreliable_unread: 0,
             data_received: 0,
+            undelivered: 0,
+            overhead_read: 0,
+            account: Account::default(),
             inbox: Inbox::default(),
+            refused: false,
+            refused_fragments: 0,
             unreliable_dropped: 0,
             duplicate_fragments: 0,
             stale_fragments: 0,
             early_buffered: 0,
         }
+    }
+
+    /// Charges what this receiver holds, from now on, to the endpoint's
+    /// `budget`.
+    pub(crate) fn join_budget(&mut self, budget: &MemoryBudget) {
+        self.account.join(budget);
+    }
+
+    /// Bytes charged for what this receiver holds, overhead included.
+    #[cfg(test)]
+    pub(crate) fn charged(&self) -> u64 {
+        self.account.held()
+    }
+
+    /// Whether a fragment was refused since the last call: the packet that
+    /// carried it must go unacknowledged so the peer resends it.
+    pub(crate) fn take_refused(&mut self) -> bool {
+        std::mem::take(&mut self.refused)
+    }
+
+    /// Flow-control credit for the overhead of the reliable messages read,
+    /// in all: added to what the application releases.
+    pub(crate) fn overhead_read(&self) -> u64 {
+        self.overhead_read
     }
 
     /// Messages delivered to the application's queue in all.
@@ -282,15 +344,22 @@ impl Receiver {
     /// The next message for the application.
     pub(crate) fn pop(&mut self) -> Option<Message> {
         let message = self.inbox.ready.pop_front()?;
-        if !message.lane.is_reliable() {
-            self.unreliable_unread -= message.data.len() as u64;
+        let cost = message.data.len() as u64 + MESSAGE_OVERHEAD;
+        self.account.free(cost);
+        if message.lane.is_reliable() {
+            self.overhead_read += MESSAGE_OVERHEAD;
+        } else {
+            self.unreliable_unread -= cost;
         }
         Some(message)
     }
 
     /// The next session-lane message, for the RPC session.
     pub(crate) fn pop_session(&mut self) -> Option<Bytes> {
-        self.inbox.ready_session.pop_front()
+        let envelope = self.inbox.ready_session.pop_front()?;
+        self.account.free(envelope.len() as u64 + MESSAGE_OVERHEAD);
+        self.overhead_read += MESSAGE_OVERHEAD;
+        Some(envelope)
     }
 
     pub(crate) fn has_ready(&self) -> bool {
@@ -307,7 +376,8 @@ impl Receiver {
 
     /// Takes in one fragment. `max_data` is the flow-control limit this side
     /// advertised: a reliable fragment that would pass it is refused before
-    /// any of it is counted or delivered.
+    /// any of it is counted or delivered. A fragment refused for lack of
+    /// room is reported by [`take_refused`](Self::take_refused).
     pub(crate) fn on_fragment(
         &mut self,
         fragment: &Fragment<'_>,
@@ -347,6 +417,42 @@ impl Receiver {
         self.limits.window + self.limits.max_message
     }
 
+    /// Whether a reliable fragment at `position` must be refused for lack
+    /// of room; counts it if so. The message a lane waits for is refused
+    /// only when the endpoint's budget is spent and this connection holds
+    /// nothing it could release: while messages wait, it is always taken,
+    /// so no lane stalls for good.
+    fn refuses(&mut self, position: Position, len: u64) -> bool {
+        let entry = if position.is_new { PARTIAL_OVERHEAD } else { 0 };
+        let room = self.account.has_room(len + entry);
+        let refuse = if position.lead == 0 {
+            self.undelivered == 0 && !room
+        } else {
+            position.lead > self.limits.max_lead
+                || (position.is_new && self.undelivered >= self.limits.max_early)
+                || !room
+        };
+        if refuse {
+            self.refused = true;
+            self.refused_fragments += 1;
+        }
+        refuse
+    }
+
+    /// The books a reliable fragment is entered in.
+    fn ledger(&mut self, max_data: u64) -> Ledger<'_> {
+        Ledger {
+            reserved: &mut self.reliable_reserved,
+            budget: self.limits.window + self.limits.max_message,
+            data_received: &mut self.data_received,
+            limit: max_data,
+            duplicates: &mut self.duplicate_fragments,
+            refused: &mut self.refused_fragments,
+            undelivered: &mut self.undelivered,
+            account: &mut self.account,
+        }
+    }
+
     fn on_ordered(&mut self, fragment: &Fragment<'_>, max_data: u64) -> Result<(), Violation> {
         let key = (
             fragment.lane,
@@ -356,21 +462,24 @@ impl Receiver {
                 fragment.channel
             },
         );
-        let channel = self.ordered.entry(key).or_default();
         let seq = fragment.sequence;
+        let channel = self.ordered.entry(key).or_default();
         if seq < channel.next || channel.early.contains_key(&seq) {
             self.duplicate_fragments += 1;
             return Ok(());
         }
-        let complete = assemble(
-            &mut channel.partial,
-            fragment,
-            &mut self.reliable_reserved,
-            self.limits.window + self.limits.max_message,
-            (&mut self.data_received, max_data),
-            &mut self.duplicate_fragments,
-        )?;
-        let Some(data) = complete else {
+        let position = Position {
+            lead: seq - channel.next,
+            is_new: !channel.partial.contains_key(&seq),
+        };
+        if self.refuses(position, fragment.data.len() as u64) {
+            return Ok(());
+        }
+        let mut partials = std::mem::take(&mut self.ordered.entry(key).or_default().partial);
+        let complete = self.ledger(max_data).assemble(&mut partials, fragment);
+        let channel = self.ordered.entry(key).or_default();
+        channel.partial = partials;
+        let Some(data) = complete? else {
             return Ok(());
         };
         if seq != channel.next {
@@ -381,46 +490,52 @@ impl Receiver {
             } else {
                 data
             };
+            self.account.hold(data.len() as u64 + MESSAGE_OVERHEAD);
             channel.early.insert(seq, data);
             self.early_buffered += 1;
             return Ok(());
         }
         let lane = fragment.lane;
         let channel_id = key.1;
-        self.inbox.deliver(Message {
-            lane,
-            channel: channel_id,
-            data,
-        });
-        channel.next += 1;
-        while let Some(data) = channel.early.remove(&channel.next) {
-            self.inbox.deliver(Message {
-                lane,
-                channel: channel_id,
-                data,
-            });
+        let mut data = Some(data);
+        while let Some(message) = data {
+            self.undelivered -= 1;
+            self.inbox.deliver(
+                Message {
+                    lane,
+                    channel: channel_id,
+                    data: message,
+                },
+                &mut self.account,
+            );
             channel.next += 1;
+            data = channel.early.remove(&channel.next);
+            if let Some(early) = &data {
+                self.account.free(early.len() as u64 + MESSAGE_OVERHEAD);
+            }
         }
         Ok(())
     }
 
     fn on_unordered(&mut self, fragment: &Fragment<'_>, max_data: u64) -> Result<(), Violation> {
         let seq = fragment.sequence;
-        let lane = &mut self.unordered;
+        let lane = &self.unordered;
         if seq < lane.floor || lane.delivered.contains(seq) {
             self.duplicate_fragments += 1;
             return Ok(());
         }
-        let budget = self.limits.window + self.limits.max_message;
-        let complete = assemble(
-            &mut lane.partial,
-            fragment,
-            &mut self.reliable_reserved,
-            budget,
-            (&mut self.data_received, max_data),
-            &mut self.duplicate_fragments,
-        )?;
-        let Some(data) = complete else {
+        let position = Position {
+            lead: seq - lane.floor,
+            is_new: !lane.partial.contains_key(&seq),
+        };
+        if self.refuses(position, fragment.data.len() as u64) {
+            return Ok(());
+        }
+        let mut partials = std::mem::take(&mut self.unordered.partial);
+        let complete = self.ledger(max_data).assemble(&mut partials, fragment);
+        let lane = &mut self.unordered;
+        lane.partial = partials;
+        let Some(data) = complete? else {
             return Ok(());
         };
         lane.delivered.insert(seq..seq + 1);
@@ -432,12 +547,27 @@ impl Receiver {
         if lane.delivered.len() > MAX_UNORDERED_GAPS {
             return Err(Violation::TooManyGaps);
         }
-        self.inbox.deliver(Message {
-            lane: Lane::ReliableUnordered,
-            channel: fragment.channel,
-            data,
-        });
+        self.undelivered -= 1;
+        self.inbox.deliver(
+            Message {
+                lane: Lane::ReliableUnordered,
+                channel: fragment.channel,
+                data,
+            },
+            &mut self.account,
+        );
         Ok(())
+    }
+
+    /// The books an unreliable fragment is entered in.
+    fn unreliable_ledger(&mut self) -> UnreliableLedger<'_> {
+        UnreliableLedger {
+            reserved: &mut self.unreliable_reserved,
+            budget: self.limits.unreliable_budget,
+            dropped: &mut self.unreliable_dropped,
+            duplicates: &mut self.duplicate_fragments,
+            account: &mut self.account,
+        }
     }
 
     fn on_unreliable(&mut self, fragment: &Fragment<'_>) {
@@ -455,23 +585,15 @@ impl Receiver {
         }
         lane.newest = Some(newest);
         lane.delivered.remove_below(floor);
-        drop_partials_below(
-            &mut lane.partial,
-            floor,
-            &mut self.unreliable_reserved,
-            &mut self.unreliable_dropped,
-        );
-        let Some(data) = assemble_unreliable(
-            &mut lane.partial,
-            fragment,
-            &mut self.unreliable_reserved,
-            self.limits.unreliable_budget,
-            &mut self.unreliable_dropped,
-            &mut self.duplicate_fragments,
-        ) else {
+        let mut partials = std::mem::take(&mut lane.partial);
+        let mut ledger = self.unreliable_ledger();
+        ledger.drop_below(&mut partials, floor);
+        let complete = ledger.assemble(&mut partials, fragment);
+        self.unreliable.partial = partials;
+        let Some(data) = complete else {
             return;
         };
-        lane.delivered.insert(seq..seq + 1);
+        self.unreliable.delivered.insert(seq..seq + 1);
         self.deliver_unreliable(Lane::Unreliable, fragment.channel, data);
     }
 
@@ -489,30 +611,27 @@ impl Receiver {
             }
             _ => {}
         }
-        let Some(data) = assemble_unreliable(
-            &mut channel.partial,
-            fragment,
-            &mut self.unreliable_reserved,
-            self.limits.unreliable_budget,
-            &mut self.unreliable_dropped,
-            &mut self.duplicate_fragments,
-        ) else {
+        let mut partials = std::mem::take(&mut channel.partial);
+        let mut ledger = self.unreliable_ledger();
+        let complete = ledger.assemble(&mut partials, fragment);
+        if complete.is_some() {
+            // Older partial messages can never be delivered now.
+            ledger.drop_below(&mut partials, seq);
+        }
+        let channel = self.sequenced.entry(fragment.channel).or_default();
+        channel.partial = partials;
+        let Some(data) = complete else {
             return;
         };
         channel.newest = Some(seq);
-        // Older partial messages can never be delivered now.
-        drop_partials_below(
-            &mut channel.partial,
-            seq,
-            &mut self.unreliable_reserved,
-            &mut self.unreliable_dropped,
-        );
         self.deliver_unreliable(Lane::UnreliableSequenced, fragment.channel, data);
     }
 
     fn deliver_unreliable(&mut self, lane: Lane, channel: u32, data: Bytes) {
-        let len = data.len() as u64;
-        if self.unreliable_unread + len > self.limits.unreliable_budget {
+        let cost = data.len() as u64 + MESSAGE_OVERHEAD;
+        if self.unreliable_unread + cost > self.limits.unreliable_budget
+            || !self.account.has_room(cost)
+        {
             self.unreliable_dropped += 1;
             return;
         }
@@ -521,15 +640,15 @@ impl Receiver {
             channel,
             data,
         };
-        if self.inbox.deliver(message) {
-            self.unreliable_unread += len;
+        if self.inbox.deliver(message, &mut self.account) {
+            self.unreliable_unread += cost;
         }
     }
 
     /// What this side holds, measured buffer by buffer.
     pub(crate) fn buffer(&self) -> ReceiveBuffer {
         fn partial_bytes(partials: &BTreeMap<u64, Partial>) -> u64 {
-            partials.values().map(Partial::total).sum()
+            partials.values().map(Partial::buffered).sum()
         }
         let mut held = ReceiveBuffer {
             reliable_bound: 2 * self.reliable_budget(),
@@ -563,6 +682,41 @@ impl Receiver {
         held
     }
 
+    /// What [`charged`](Self::charged) should be, counted entry by entry,
+    /// for tests of the account.
+    #[cfg(test)]
+    fn cost_walked(&self) -> u64 {
+        let partials = |partials: &BTreeMap<u64, Partial>| -> u64 {
+            partials.values().map(Partial::cost).sum()
+        };
+        let message = |len: usize| len as u64 + MESSAGE_OVERHEAD;
+        let mut cost = partials(&self.unordered.partial) + partials(&self.unreliable.partial);
+        for channel in self.ordered.values() {
+            cost += partials(&channel.partial);
+            cost += channel
+                .early
+                .values()
+                .map(|data| message(data.len()))
+                .sum::<u64>();
+        }
+        for channel in self.sequenced.values() {
+            cost += partials(&channel.partial);
+        }
+        cost += self
+            .inbox
+            .ready
+            .iter()
+            .map(|m| message(m.data.len()))
+            .sum::<u64>();
+        cost += self
+            .inbox
+            .ready_session
+            .iter()
+            .map(|d| message(d.len()))
+            .sum::<u64>();
+        cost
+    }
+
     /// The application let go of the connection: drops what it did not
     /// read and delivers nothing more. Keeps every position (the next
     /// ordered sequence, the delivered sets) so that resends of what was
@@ -572,139 +726,188 @@ impl Receiver {
     /// second time.
     pub(crate) fn discard(&mut self) {
         self.inbox.discarding = true;
-        self.inbox.ready.clear();
-        self.inbox.ready_session.clear();
+        while self.pop().is_some() {}
+        while self.pop_session().is_some() {}
         self.unreliable_unread = 0;
         for channel in self.ordered.values_mut() {
             for data in channel.early.values_mut() {
+                self.account.free(data.len() as u64);
                 *data = Bytes::new();
             }
         }
     }
 }
 
-/// Adds a reliable fragment to its message; returns the message when it is
-/// complete. `received` is the new reliable bytes received so far and the
-/// flow-control limit they may reach: a fragment whose new bytes would
-/// pass it is refused, and none of it is counted or delivered.
-fn assemble(
-    partials: &mut BTreeMap<u64, Partial>,
-    fragment: &Fragment<'_>,
-    reserved: &mut u64,
+/// The counters a reliable fragment is entered in.
+struct Ledger<'a> {
+    /// Bytes reserved by partial messages, and the most they may reserve.
+    reserved: &'a mut u64,
     budget: u64,
-    (data_received, limit): (&mut u64, u64),
-    duplicates: &mut u64,
-) -> Result<Option<Bytes>, Violation> {
-    let past_limit = |fresh: u64| Violation::FlowControl {
-        received: *data_received + fresh,
-        limit,
-    };
-    let len = fragment.data.len() as u64;
-    if fragment.offset == 0 && len == fragment.total && !partials.contains_key(&fragment.sequence) {
-        if *data_received + len > limit {
-            return Err(past_limit(len));
+    /// Flow-controlled bytes received, and the limit this side advertised.
+    data_received: &'a mut u64,
+    limit: u64,
+    duplicates: &'a mut u64,
+    refused: &'a mut u64,
+    undelivered: &'a mut usize,
+    account: &'a mut Account,
+}
+
+impl Ledger<'_> {
+    fn past_limit(&self, fresh: u64) -> Violation {
+        Violation::FlowControl {
+            received: *self.data_received + fresh,
+            limit: self.limit,
         }
-        *data_received += len;
-        return Ok(Some(Bytes::copy_from_slice(fragment.data)));
     }
-    let partial = match partials.entry(fragment.sequence) {
-        std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
-        std::collections::btree_map::Entry::Vacant(entry) => {
-            if *reserved + fragment.total > budget {
-                return Err(Violation::FlowControl {
-                    received: *reserved + fragment.total,
-                    limit: budget,
-                });
+
+    /// Adds a reliable fragment to its message; returns the message when
+    /// it is complete. A fragment whose new bytes (with the message's
+    /// overhead, for its first fragment) would pass the flow-control limit
+    /// is refused, and none of it is counted or delivered. Refusing a
+    /// fragment for lack of room leaves `Ok(None)` and counts it.
+    fn assemble(
+        &mut self,
+        partials: &mut BTreeMap<u64, Partial>,
+        fragment: &Fragment<'_>,
+    ) -> Result<Option<Bytes>, Violation> {
+        let len = fragment.data.len() as u64;
+        let seq = fragment.sequence;
+        let partial = match partials.entry(seq) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                let whole = fragment.offset == 0 && len == fragment.total;
+                let first = MESSAGE_OVERHEAD + if whole { len } else { 0 };
+                if *self.data_received + first > self.limit {
+                    return Err(self.past_limit(first));
+                }
+                if whole {
+                    *self.data_received += first;
+                    *self.undelivered += 1;
+                    return Ok(Some(Bytes::copy_from_slice(fragment.data)));
+                }
+                let reserve = fragment.total + MESSAGE_OVERHEAD;
+                if *self.reserved + reserve > self.budget {
+                    return Err(Violation::FlowControl {
+                        received: *self.reserved + reserve,
+                        limit: self.budget,
+                    });
+                }
+                *self.reserved += reserve;
+                *self.data_received += MESSAGE_OVERHEAD;
+                *self.undelivered += 1;
+                self.account.hold(PARTIAL_OVERHEAD);
+                entry.insert(Partial::new(fragment.total))
             }
-            *reserved += fragment.total;
-            entry.insert(Partial::new(fragment.total))
+        };
+        if partial.total() != fragment.total {
+            return Err(Violation::Inconsistent);
         }
-    };
-    if partial.total() != fragment.total {
-        return Err(Violation::Inconsistent);
+        if partial.would_scatter(fragment) {
+            *self.refused += 1;
+            return Ok(None);
+        }
+        let (fresh, grown) = partial.fill(fragment);
+        self.account.hold(grown);
+        if fresh == 0 {
+            *self.duplicates += 1;
+        }
+        if *self.data_received + fresh > self.limit {
+            // The connection closes; what was copied in is never delivered.
+            return Err(self.past_limit(fresh));
+        }
+        *self.data_received += fresh;
+        if !partial.is_complete() {
+            return Ok(None);
+        }
+        let Some(done) = partials.remove(&seq) else {
+            return Ok(None);
+        };
+        *self.reserved -= done.total() + MESSAGE_OVERHEAD;
+        self.account.free(done.cost());
+        Ok(Some(done.into_bytes()))
     }
-    let fresh = partial.fill(fragment);
-    if fresh == 0 {
-        *duplicates += 1;
-    }
-    if *data_received + fresh > limit {
-        // The connection closes; what was copied in is never delivered.
-        return Err(past_limit(fresh));
-    }
-    *data_received += fresh;
-    if !partial.is_complete() {
-        return Ok(None);
-    }
-    let Some(done) = partials.remove(&fragment.sequence) else {
-        return Ok(None);
-    };
-    *reserved -= done.total();
-    Ok(Some(Bytes::from(done.buf)))
 }
 
-/// Adds an unreliable fragment to its message; returns the message when it
-/// is complete. A message that does not fit the budget is dropped, after
-/// dropping older partial messages to make room.
-fn assemble_unreliable(
-    partials: &mut BTreeMap<u64, Partial>,
-    fragment: &Fragment<'_>,
-    reserved: &mut u64,
+/// The counters an unreliable fragment is entered in.
+struct UnreliableLedger<'a> {
+    /// Bytes reserved by partial messages, and the most they may reserve.
+    reserved: &'a mut u64,
     budget: u64,
-    dropped: &mut u64,
-    duplicates: &mut u64,
-) -> Option<Bytes> {
-    let len = fragment.data.len() as u64;
-    if fragment.offset == 0 && len == fragment.total && !partials.contains_key(&fragment.sequence) {
-        return Some(Bytes::copy_from_slice(fragment.data));
-    }
-    if fragment.total > budget {
-        *dropped += 1;
-        return None;
-    }
-    if !partials.contains_key(&fragment.sequence) {
-        while *reserved + fragment.total > budget {
-            let Some((_, oldest)) = partials.pop_first() else {
-                // The budget is held by another lane's partial messages.
-                *dropped += 1;
-                return None;
-            };
-            *reserved -= oldest.total();
-            *dropped += 1;
-        }
-        *reserved += fragment.total;
-        partials.insert(fragment.sequence, Partial::new(fragment.total));
-    }
-    let partial = partials.get_mut(&fragment.sequence)?;
-    if partial.total() != fragment.total {
-        // Corrupt or hostile: drop the message whole.
-        let removed = partials.remove(&fragment.sequence)?;
-        *reserved -= removed.total();
-        *dropped += 1;
-        return None;
-    }
-    if partial.fill(fragment) == 0 {
-        *duplicates += 1;
-    }
-    if !partial.is_complete() {
-        return None;
-    }
-    let done = partials.remove(&fragment.sequence)?;
-    *reserved -= done.total();
-    Some(Bytes::from(done.buf))
+    dropped: &'a mut u64,
+    duplicates: &'a mut u64,
+    account: &'a mut Account,
 }
 
-fn drop_partials_below(
-    partials: &mut BTreeMap<u64, Partial>,
-    floor: u64,
-    reserved: &mut u64,
-    dropped: &mut u64,
-) {
-    while let Some(entry) = partials.first_entry() {
-        if *entry.key() >= floor {
-            break;
+impl UnreliableLedger<'_> {
+    /// Forgets a partial message, giving back what it held.
+    fn forget(&mut self, partial: &Partial) {
+        *self.reserved -= partial.total() + PARTIAL_OVERHEAD;
+        self.account.free(partial.cost());
+        *self.dropped += 1;
+    }
+
+    /// Adds an unreliable fragment to its message; returns the message when
+    /// it is complete. A message that does not fit the budget is dropped,
+    /// after dropping older partial messages to make room.
+    fn assemble(
+        &mut self,
+        partials: &mut BTreeMap<u64, Partial>,
+        fragment: &Fragment<'_>,
+    ) -> Option<Bytes> {
+        let len = fragment.data.len() as u64;
+        let seq = fragment.sequence;
+        if fragment.offset == 0 && len == fragment.total && !partials.contains_key(&seq) {
+            return Some(Bytes::copy_from_slice(fragment.data));
         }
-        *reserved -= entry.remove().total();
-        *dropped += 1;
+        let reserve = fragment.total + PARTIAL_OVERHEAD;
+        if !partials.contains_key(&seq) {
+            if reserve > self.budget || !self.account.has_room(PARTIAL_OVERHEAD + len) {
+                *self.dropped += 1;
+                return None;
+            }
+            while *self.reserved + reserve > self.budget {
+                let Some((_, oldest)) = partials.pop_first() else {
+                    // The budget is held by another lane's partial messages.
+                    *self.dropped += 1;
+                    return None;
+                };
+                self.forget(&oldest);
+            }
+            *self.reserved += reserve;
+            self.account.hold(PARTIAL_OVERHEAD);
+            partials.insert(seq, Partial::new(fragment.total));
+        }
+        let partial = partials.get_mut(&seq)?;
+        if partial.total() != fragment.total || partial.would_scatter(fragment) {
+            // Corrupt or hostile: drop the message whole.
+            let removed = partials.remove(&seq)?;
+            self.forget(&removed);
+            return None;
+        }
+        let (fresh, grown) = partial.fill(fragment);
+        self.account.hold(grown);
+        if fresh == 0 {
+            *self.duplicates += 1;
+        }
+        if !partial.is_complete() {
+            return None;
+        }
+        let done = partials.remove(&seq)?;
+        *self.reserved -= done.total() + PARTIAL_OVERHEAD;
+        self.account.free(done.cost());
+        Some(done.into_bytes())
+    }
+
+    /// Drops the partial messages below `floor`: they can never be
+    /// delivered now.
+    fn drop_below(&mut self, partials: &mut BTreeMap<u64, Partial>, floor: u64) {
+        while let Some(entry) = partials.first_entry() {
+            if *entry.key() >= floor {
+                break;
+            }
+            let partial = entry.remove();
+            self.forget(&partial);
+        }
     }
 }
 

@@ -22,6 +22,7 @@ use bytes::Bytes;
 use super::SendError;
 use super::frame::{Fragment, Lane, put_fragment};
 use super::ranges::RangeSet;
+use super::recv::MESSAGE_OVERHEAD;
 
 /// A fragment's place in its message, remembered per sent packet so an ack
 /// or a loss can be applied to the message.
@@ -48,6 +49,15 @@ struct OutMessage {
 impl OutMessage {
     fn len(&self) -> u64 {
         self.data.len() as u64
+    }
+
+    /// The flow-control charge sending its next fresh byte costs (or, for
+    /// an empty message, sending it): the first fragment also carries the
+    /// message's [`MESSAGE_OVERHEAD`], as the receiver counts it.
+    fn flow_need(&self) -> u64 {
+        let started = self.unsent > 0;
+        let overhead = if started { 0 } else { MESSAGE_OVERHEAD };
+        overhead + u64::from(self.unsent < self.len())
     }
 }
 
@@ -87,10 +97,23 @@ struct Level {
 }
 
 impl Level {
-    fn has_pending(&self, flow_allowance: u64) -> bool {
+    fn has_pending(&self, messages: &BTreeMap<u64, OutMessage>, flow_allowance: u64) -> bool {
         !self.retransmit.is_empty()
             || !self.fresh_unreliable.is_empty()
-            || (!self.fresh_reliable.is_empty() && flow_allowance > 0)
+            || self.is_reliable_sendable(messages, flow_allowance)
+    }
+
+    /// Whether the oldest fresh reliable message may send within
+    /// `flow_allowance`.
+    fn is_reliable_sendable(
+        &self,
+        messages: &BTreeMap<u64, OutMessage>,
+        flow_allowance: u64,
+    ) -> bool {
+        self.fresh_reliable
+            .front()
+            .and_then(|id| messages.get(id))
+            .is_some_and(|message| message.flow_need() <= flow_allowance)
     }
 }
 
@@ -106,8 +129,8 @@ pub(crate) struct Sender {
     sequences: BTreeMap<(Lane, u32), u64>,
     queued_bytes: u64,
     reliable_messages: usize,
-    /// Reliable bytes sent for the first time: what the peer's flow-control
-    /// limit is counted against.
+    /// Reliable bytes sent for the first time, with [`MESSAGE_OVERHEAD`]
+    /// per message: what the peer's flow-control limit is counted against.
     pub(crate) data_sent: u64,
     /// Whether the last packet left new unreliable data for later, so the
     /// next one starts with reliable data (alternation keeps either kind
@@ -196,7 +219,7 @@ impl Sender {
     pub(crate) fn has_pending(&self, flow_allowance: u64) -> bool {
         self.levels
             .values()
-            .any(|level| level.has_pending(flow_allowance))
+            .any(|level| level.has_pending(&self.messages, flow_allowance))
     }
 
     /// Whether lost data waits to be resent.
@@ -208,11 +231,10 @@ impl Sender {
 
     /// Whether reliable data is blocked only by the peer's flow-control limit.
     pub(crate) fn is_flow_blocked(&self, flow_allowance: u64) -> bool {
-        flow_allowance == 0
-            && self
-                .levels
-                .values()
-                .any(|level| !level.fresh_reliable.is_empty())
+        self.levels.values().any(|level| {
+            !level.fresh_reliable.is_empty()
+                && !level.is_reliable_sendable(&self.messages, flow_allowance)
+        })
     }
 
     /// Whether every reliable message has been fully acknowledged.
@@ -369,14 +391,19 @@ impl Sender {
         let id = *queue.front()?;
         let message = self.messages.get_mut(&id)?;
         let remaining = message.len() - message.unsent;
+        let overhead = if reliable && message.unsent == 0 {
+            MESSAGE_OVERHEAD
+        } else {
+            0
+        };
         let wanted = if reliable {
-            remaining.min(flow_allowance)
+            if message.flow_need() > flow_allowance {
+                return None;
+            }
+            remaining.min(flow_allowance - overhead)
         } else {
             remaining
         };
-        if wanted == 0 && remaining > 0 {
-            return None;
-        }
         let len = fitting_len(message, message.unsent, wanted, room)?;
         let offset = message.unsent;
         write(buf, message, offset, len);
@@ -386,7 +413,7 @@ impl Sender {
             queue.pop_front();
         }
         if reliable {
-            self.data_sent += len;
+            self.data_sent += overhead + len;
         } else if done {
             // Unreliable messages are forgotten once sent.
             if let Some(message) = self.messages.remove(&id) {

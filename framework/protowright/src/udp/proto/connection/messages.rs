@@ -6,6 +6,7 @@ use bytes::Bytes;
 use super::Connection;
 use super::state::State;
 use crate::udp::proto::SendError;
+use crate::udp::proto::budget::MemoryBudget;
 use crate::udp::proto::frame::Lane;
 use crate::udp::proto::recv::{Message, ReceiveBuffer};
 
@@ -94,7 +95,8 @@ impl Connection {
     /// knows it has something to send).
     pub fn release(&mut self, bytes: u64) -> bool {
         self.released += bytes;
-        let limit = self.released + self.config.receive_window;
+        // The overhead of the messages read comes back with what was read.
+        let limit = self.released + self.receiver.overhead_read() + self.config.flow_window();
         // Announce a new limit once a quarter window has been consumed.
         if limit >= self.local_max_data + self.config.receive_window / 4 {
             self.local_max_data = limit;
@@ -124,5 +126,10 @@ impl Connection {
     /// nothing more (see `Receiver::discard`).
     pub(crate) fn discard_unread(&mut self) {
         self.receiver.discard();
+    }
+
+    /// Charges what the receive side holds to the endpoint's `budget`.
+    pub(crate) fn join_budget(&mut self, budget: &MemoryBudget) {
+        self.receiver.join_budget(budget);
     }
 }

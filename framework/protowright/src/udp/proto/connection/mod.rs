@@ -189,6 +189,8 @@ impl Connection {
             channels: config.channels,
             window: config.receive_window,
             unreliable_budget: config.unreliable_buffer,
+            max_early: config.max_early_messages,
+            max_lead: config.max_sequence_lead,
         };
         let mut timers = TimerTable::default();
         timers.set(Timer::Idle, now + config.idle_timeout);
@@ -218,7 +220,7 @@ impl Connection {
             sender: Sender::new(),
             acks: Acks::default(),
             receiver: Receiver::new(limits),
-            local_max_data: config.receive_window,
+            local_max_data: config.flow_window(),
             released: 0,
             last_received: now,
             events: VecDeque::new(),

@@ -57,13 +57,16 @@ impl Connection {
                 return;
             }
         }
-        self.acks.on_received(
-            now,
-            number,
-            eliciting,
-            self.config.max_ack_delay,
-            &mut self.timers,
-        );
+        // A packet with refused data goes unacked: the peer resends it later.
+        if !self.receiver.take_refused() {
+            self.acks.on_received(
+                now,
+                number,
+                eliciting,
+                self.config.max_ack_delay,
+                &mut self.timers,
+            );
+        }
         self.maybe_finish_flushing(now);
     }
 

@@ -59,6 +59,10 @@ pub struct ConnectionStats {
     /// Ordered messages that arrived ahead of an earlier one and waited in
     /// the early buffer for it: reordering put right.
     pub early_buffered: u64,
+    /// Reliable fragments refused for lack of room (too far ahead, too
+    /// many messages waiting, the endpoint's receive budget spent): their
+    /// packets went unacknowledged, so the peer resends them.
+    pub refused_fragments: u64,
     /// Whether packets are encrypted (false only with the plaintext
     /// debugging flag).
     pub encrypted: bool,
@@ -108,6 +112,7 @@ impl Connection {
             duplicate_fragments: self.receiver.duplicate_fragments,
             stale_fragments: self.receiver.stale_fragments,
             early_buffered: self.receiver.early_buffered,
+            refused_fragments: self.receiver.refused_fragments,
             encrypted: self.security.protection.is_encrypted(),
             peer_key: self.security.peer_key,
             unauthentic_packets: self.security.unauthentic_packets,

@@ -66,6 +66,15 @@ pub(crate) struct Opened<'a> {
 }
 
 impl Protection {
+    /// The key generations in use (sending, receiving), once keys exist.
+    #[cfg(test)]
+    pub(crate) fn generations(&self) -> Option<(u64, u64)> {
+        match self {
+            Self::Keys { keys, .. } => Some((keys.seal.generation(), keys.open.generation())),
+            _ => None,
+        }
+    }
+
     /// Whether packets are encrypted (or will be, once the handshake ends).
     pub(crate) fn is_encrypted(&self) -> bool {
         !matches!(self, Self::Plaintext)

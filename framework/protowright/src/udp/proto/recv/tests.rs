@@ -4,10 +4,13 @@
 //! it can come close to it.
 
 use super::*;
+use crate::udp::proto::budget::MemoryBudget;
 
 const WINDOW: u64 = 16 << 10;
 const MAX_MESSAGE: u64 = 4 << 10;
 const BUDGET: u64 = 4 << 10;
+const MAX_EARLY: usize = 8;
+const MAX_LEAD: u64 = 16;
 
 fn receiver() -> Receiver {
     Receiver::new(RecvLimits {
@@ -15,6 +18,8 @@ fn receiver() -> Receiver {
         channels: 4,
         window: WINDOW,
         unreliable_budget: BUDGET,
+        max_early: MAX_EARLY,
+        max_lead: MAX_LEAD,
     })
 }
 
@@ -112,8 +117,9 @@ fn resent_fragments_of_delivered_messages_are_counted_and_dropped_on_every_lane(
     assert_eq!(receiver.stale_fragments, 1);
     assert_eq!(receiver.messages_delivered(), 3 * 2 + 3);
     assert_eq!(receiver.buffer().held(), 0, "{:?}", receiver.buffer());
-    // Only the first copy of each reliable byte counts against the window.
-    assert_eq!(receiver.data_received, 3 * 400);
+    // Only the first copy of each reliable byte counts against the window,
+    // and each message's overhead once.
+    assert_eq!(receiver.data_received, 3 * (400 + 2 * MESSAGE_OVERHEAD));
 }
 
 #[test]
@@ -167,105 +173,236 @@ fn a_discarded_receiver_delivers_nothing_and_still_knows_its_duplicates() {
     assert_eq!(receiver.messages_delivered(), 4);
     assert!(receiver.pop().is_none());
     assert_eq!(receiver.buffer().held(), 0, "{:?}", receiver.buffer());
-    assert_eq!(receiver.data_received, 6 * 100);
+    assert_eq!(receiver.data_received, 6 * (100 + MESSAGE_OVERHEAD));
 }
 
 #[test]
-fn a_hostile_peer_fills_nine_tenths_of_the_bound_and_no_more() {
+fn a_hostile_peer_stays_within_the_bound_and_is_closed_or_dropped_past_it() {
     let mut receiver = receiver();
-    // Unread unreliable messages up to their budget; one more is dropped.
+    // Unread unreliable messages up to their budget, overhead included;
+    // one more is dropped.
+    let each = 1024 - MESSAGE_OVERHEAD;
     for sequence in 0..5 {
         feed(
             &mut receiver,
-            fragment(Lane::Unreliable, 0, sequence, 1024, 0, 1024),
+            fragment(Lane::Unreliable, 0, sequence, each, 0, each),
         )
         .expect("never a violation");
     }
     assert_eq!(receiver.unreliable_dropped, 1);
-    // A partial unreliable message reserving the whole budget; another
-    // evicts it.
-    for sequence in 10..12 {
-        feed(
-            &mut receiver,
-            fragment(Lane::Unreliable, 0, sequence, BUDGET, 0, 1),
-        )
-        .expect("never a violation");
-    }
-    assert_eq!(receiver.unreliable_dropped, 2);
-    // Complete reliable messages up to the window, less five bytes ...
-    let mut sequence = 0;
-    let mut received = 0;
-    while received + MAX_MESSAGE <= WINDOW - 5 {
-        feed(
-            &mut receiver,
-            fragment(
-                Lane::ReliableOrdered,
-                0,
-                sequence,
-                MAX_MESSAGE,
-                0,
-                MAX_MESSAGE,
-            ),
-        )
-        .expect("within the window");
-        received += MAX_MESSAGE;
-        sequence += 1;
-    }
-    let rest = WINDOW - 5 - received;
+    // A partial unreliable message announcing more than the budget holds
+    // is dropped at once.
     feed(
         &mut receiver,
-        fragment(Lane::ReliableOrdered, 0, sequence, rest, 0, rest),
+        fragment(Lane::Unreliable, 0, 10, BUDGET, 0, 1),
     )
-    .expect("within the window");
-    // ... then one byte of each of five partial maximum messages: they
-    // reserve the window plus one message, all the reservation allows.
-    for sequence in 0..5 {
+    .expect("never a violation");
+    assert_eq!(receiver.unreliable_dropped, 2);
+    // Complete reliable messages up to the window, overhead included ...
+    let mut sequence = 0;
+    let each = MAX_MESSAGE - MESSAGE_OVERHEAD;
+    while receiver.data_received + MAX_MESSAGE <= WINDOW {
         feed(
             &mut receiver,
-            fragment(Lane::ReliableOrdered, 1, sequence, MAX_MESSAGE, 0, 1),
+            fragment(Lane::ReliableOrdered, 0, sequence, each, 0, each),
         )
-        .expect("within the reservation");
+        .expect("within the window");
+        sequence += 1;
     }
-
-    let held = receiver.buffer();
-    assert_eq!(held.reliable_unread, WINDOW - 5);
-    assert_eq!(held.reliable_partial, WINDOW + MAX_MESSAGE);
-    assert_eq!(
-        (held.unreliable_unread, held.unreliable_partial),
-        (BUDGET, BUDGET)
-    );
-    assert!(held.held() <= held.bound(), "{held:?}");
-    assert!(held.held() * 10 >= held.bound() * 9, "{held:?}");
-
-    // Anything more is refused or dropped: nothing more is counted,
-    // delivered or held.
+    assert_eq!(receiver.data_received, WINDOW);
+    // ... then anything more passes the window and closes the connection.
     let delivered = receiver.messages_delivered();
     assert!(matches!(
         feed(
             &mut receiver,
-            fragment(Lane::ReliableOrdered, 1, 5, MAX_MESSAGE, 0, 1)
+            fragment(Lane::ReliableOrdered, 0, sequence, 0, 0, 0)
         ),
         Err(Violation::FlowControl { .. })
     ));
     assert!(matches!(
         feed(
             &mut receiver,
-            fragment(Lane::ReliableUnordered, 0, 0, 10, 0, 10)
+            fragment(Lane::ReliableUnordered, 0, 0, MAX_MESSAGE, 0, 1)
         ),
         Err(Violation::FlowControl { .. })
     ));
-    feed(
-        &mut receiver,
-        fragment(Lane::Unreliable, 0, 20, 1024, 0, 1024),
-    )
-    .expect("dropped");
-    feed(
-        &mut receiver,
-        fragment(Lane::UnreliableSequenced, 0, 0, BUDGET, 0, 1),
-    )
-    .expect("dropped");
-    let after = receiver.buffer();
-    assert!(after.held() <= held.held(), "{held:?} then {after:?}");
+    let held = receiver.buffer();
+    assert_eq!(held.reliable_unread, 4 * each);
+    assert!(held.held() <= held.bound(), "{held:?}");
     assert_eq!(receiver.messages_delivered(), delivered);
     assert_eq!(receiver.data_received, WINDOW);
+    assert_eq!(receiver.charged(), receiver.cost_walked());
+}
+
+#[test]
+fn zero_length_messages_use_up_the_window_by_their_overhead() {
+    let mut receiver = receiver();
+    let fits = WINDOW / MESSAGE_OVERHEAD;
+    for sequence in 0..fits {
+        feed(
+            &mut receiver,
+            fragment(Lane::ReliableOrdered, 0, sequence, 0, 0, 0),
+        )
+        .expect("within the window");
+    }
+    assert!(matches!(
+        feed(
+            &mut receiver,
+            fragment(Lane::ReliableOrdered, 0, fits, 0, 0, 0)
+        ),
+        Err(Violation::FlowControl { .. })
+    ));
+    assert_eq!(receiver.ready_len() as u64, fits);
+    assert_eq!(receiver.charged(), fits * MESSAGE_OVERHEAD);
+    // Reading them gives their overhead back to the window.
+    drain(&mut receiver);
+    assert_eq!(receiver.overhead_read(), WINDOW);
+    assert_eq!(receiver.charged(), 0);
+}
+
+#[test]
+fn messages_ahead_past_the_early_cap_are_refused_and_the_awaited_one_still_taken() {
+    let mut receiver = receiver();
+    for sequence in 1..=MAX_EARLY as u64 {
+        feed(
+            &mut receiver,
+            fragment(Lane::ReliableOrdered, 0, sequence, 10, 0, 10),
+        )
+        .expect("fits");
+        assert!(!receiver.take_refused());
+    }
+    // One more ahead, on any reliable lane, is refused and not counted.
+    let received = receiver.data_received;
+    for lane in [Lane::ReliableOrdered, Lane::ReliableUnordered] {
+        feed(&mut receiver, fragment(lane, 0, 9, 10, 0, 10)).expect("refused");
+        assert!(receiver.take_refused(), "{lane:?}");
+    }
+    assert_eq!(receiver.data_received, received);
+    assert_eq!(receiver.refused_fragments, 2);
+    // The awaited message always fits, and releases the early ones.
+    feed(
+        &mut receiver,
+        fragment(Lane::ReliableOrdered, 0, 0, 10, 0, 10),
+    )
+    .expect("fits");
+    assert!(!receiver.take_refused());
+    assert_eq!(drain(&mut receiver), MAX_EARLY + 1);
+    // Now the refused one is taken when it comes again.
+    feed(
+        &mut receiver,
+        fragment(Lane::ReliableOrdered, 0, 9, 10, 0, 10),
+    )
+    .expect("fits");
+    assert!(!receiver.take_refused());
+    assert_eq!(receiver.charged(), receiver.cost_walked());
+}
+
+#[test]
+fn a_message_too_far_ahead_is_refused() {
+    let mut receiver = receiver();
+    for (lane, sequence, refused) in [
+        (Lane::ReliableOrdered, MAX_LEAD, false),
+        (Lane::ReliableOrdered, MAX_LEAD + 1, true),
+        (Lane::ReliableOrdered, u64::MAX, true),
+        (Lane::Session, MAX_LEAD + 1, true),
+        (Lane::ReliableUnordered, MAX_LEAD, false),
+        (Lane::ReliableUnordered, MAX_LEAD + 1, true),
+    ] {
+        feed(&mut receiver, fragment(lane, 0, sequence, 0, 0, 0)).expect("never a violation");
+        assert_eq!(receiver.take_refused(), refused, "{lane:?} {sequence}");
+    }
+}
+
+#[test]
+fn an_exhausted_endpoint_budget_refuses_data_ahead_and_drops_unreliable_data() {
+    let budget = MemoryBudget::new(2500);
+    let mut other = receiver();
+    other.join_budget(&budget);
+    feed(
+        &mut other,
+        fragment(Lane::ReliableOrdered, 0, 0, 1500, 0, 1500),
+    )
+    .expect("fits");
+    assert_eq!(budget.used(), 1500 + MESSAGE_OVERHEAD);
+    let mut receiver = receiver();
+    receiver.join_budget(&budget);
+    // With nothing waiting, even the awaited message is refused.
+    feed(
+        &mut receiver,
+        fragment(Lane::ReliableOrdered, 0, 0, 1000, 0, 1000),
+    )
+    .expect("refused");
+    assert!(receiver.take_refused());
+    // Ahead of what the lane waits for: taken while it fits ...
+    feed(
+        &mut receiver,
+        fragment(Lane::ReliableOrdered, 0, 1, 100, 0, 100),
+    )
+    .expect("fits");
+    assert!(!receiver.take_refused());
+    // ... refused once it does not.
+    feed(
+        &mut receiver,
+        fragment(Lane::ReliableOrdered, 0, 2, 1000, 0, 1000),
+    )
+    .expect("refused");
+    assert!(receiver.take_refused());
+    // Unreliable: dropped.
+    feed(
+        &mut receiver,
+        fragment(Lane::Unreliable, 0, 0, 1000, 0, 1000),
+    )
+    .expect("dropped");
+    assert_eq!(receiver.unreliable_dropped, 1);
+    // With a message waiting for it, the awaited one is taken even so:
+    // the lane never stalls.
+    feed(
+        &mut receiver,
+        fragment(Lane::ReliableOrdered, 0, 0, 1000, 0, 1000),
+    )
+    .expect("fits");
+    assert!(!receiver.take_refused());
+    // Reading, or dropping a receiver, gives its share back.
+    drain(&mut other);
+    drop(other);
+    assert_eq!(budget.used(), 1100 + 2 * MESSAGE_OVERHEAD);
+    drop(receiver);
+    assert_eq!(budget.used(), 0);
+}
+
+#[test]
+fn the_account_matches_what_is_held_through_every_lane_and_a_discard() {
+    let mut receiver = receiver();
+    let steps = [
+        fragment(Lane::ReliableOrdered, 0, 1, 3000, 0, 1000),
+        fragment(Lane::ReliableOrdered, 0, 2, 100, 0, 100),
+        fragment(Lane::ReliableOrdered, 0, 1, 3000, 2000, 1000),
+        fragment(Lane::ReliableUnordered, 0, 3, 2000, 1000, 1000),
+        fragment(Lane::Session, 0, 0, 10, 0, 10),
+        fragment(Lane::Unreliable, 0, 5, 2000, 0, 500),
+        fragment(Lane::Unreliable, 0, 6, 50, 0, 50),
+        fragment(Lane::UnreliableSequenced, 1, 2, 900, 0, 300),
+        fragment(Lane::ReliableOrdered, 0, 1, 3000, 1000, 1000),
+        fragment(Lane::UnreliableSequenced, 1, 3, 20, 0, 20),
+    ];
+    for step in steps {
+        feed(&mut receiver, step).expect("fits");
+        assert_eq!(receiver.charged(), receiver.cost_walked());
+    }
+    assert_eq!(receiver.pop().map(|m| m.data.len()), Some(50));
+    assert_eq!(receiver.charged(), receiver.cost_walked());
+    feed(
+        &mut receiver,
+        fragment(Lane::ReliableOrdered, 0, 0, 10, 0, 10),
+    )
+    .expect("fits");
+    assert_eq!(receiver.charged(), receiver.cost_walked());
+    receiver.discard();
+    assert_eq!(receiver.charged(), receiver.cost_walked());
+    feed(
+        &mut receiver,
+        fragment(Lane::ReliableOrdered, 0, 4, 10, 0, 10),
+    )
+    .expect("fits");
+    assert_eq!(receiver.charged(), receiver.cost_walked());
 }

@@ -123,6 +123,9 @@ pub(super) struct World {
     pub(super) cut_to: Option<End>,
     /// Reads the fragments of every datagram delivered to the server.
     pub(super) log_to_server: Option<FragmentLog>,
+    /// Every datagram delivered, by destination, when set: what an
+    /// attacker on the path records.
+    pub(super) captured: Option<Vec<(End, Vec<u8>)>>,
     /// Reliable bytes read per server connection (every connection the
     /// server accepted, the first included, whose messages also go to
     /// `server_received`).
@@ -184,6 +187,7 @@ impl World {
             drop_client_data: None,
             cut_to: None,
             log_to_server: None,
+            captured: None,
             server_bytes: BTreeMap::new(),
             buf: Vec::new(),
         }
@@ -374,6 +378,9 @@ impl World {
                 break;
             };
             self.counters.delivered += 1;
+            if let Some(captured) = self.captured.as_mut() {
+                captured.push((to, datagram.clone()));
+            }
             if to == End::Server {
                 self.counters.bytes_to_server += datagram.len() as u64;
             }

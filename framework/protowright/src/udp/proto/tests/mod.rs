@@ -1,5 +1,6 @@
 //! Tests of the engine as a whole: two endpoints over a simulated link.
 
+mod budgets;
 mod cases;
 mod checkers;
 mod duplicates;
@@ -9,4 +10,5 @@ mod memory;
 mod path;
 mod properties;
 mod scenarios;
+mod security;
 mod tap;
