@@ -33,6 +33,9 @@
 //! - `budget`, `limiter`: what an endpoint bounds across connections (the
 //!   receive memory of all of them, connections per address) and the pace
 //!   of its stateless answers.
+//! - `fuzzing`: hidden hooks the fuzz targets and the fuzz smoke test call
+//!   (a server fed datagrams, an established encrypted session fed sealed
+//!   frames, a handshake with an attacker on the path).
 
 mod budget;
 mod coding;
@@ -43,6 +46,7 @@ mod cookie;
 pub mod crypto;
 mod endpoint;
 mod frame;
+mod fuzzing;
 mod limiter;
 mod mtu;
 mod packet;
@@ -59,6 +63,8 @@ pub use connection::{
 };
 pub use endpoint::{ConnectError, ConnectionHandle, Endpoint, EndpointStats};
 pub use frame::Lane;
+#[doc(hidden)]
+pub use fuzzing::{fuzz_endpoint, fuzz_handshake, fuzz_session};
 pub use packet::{MIN_INITIAL_SIZE, RefuseReason, VERSION};
 pub use recv::{Message, ReceiveBuffer};
 pub use rtt::RttEstimator;
