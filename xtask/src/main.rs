@@ -13,8 +13,9 @@
 //!   seed replayed with its trace (`sim-tests/src/bin/sim.rs`).
 //! - `properties [CASES]`: the reliable-UDP engine's property tests over
 //!   CASES proptest cases (release).
-//! - `fuzz [SECONDS]`: every fuzz target under `fuzz/` for SECONDS each
-//!   (installs cargo-fuzz if missing).
+//! - `fuzz [SECONDS] [TARGET...]`: every fuzz target under `fuzz/` (or
+//!   those named) for SECONDS each, then the runs and findings of each
+//!   (installs cargo-fuzz if missing; see `fuzz/README.md`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -40,7 +41,9 @@ commands:
                      replay one seed: its schedule, trace (and trace hash)
   properties [CASES] the reliable-UDP engine's properties over CASES cases
                      (default 20000)
-  fuzz [SECONDS]     run every fuzz target for SECONDS (default 60) each";
+  fuzz [SECONDS] [TARGET...]
+                     run every fuzz target (or those named) for SECONDS
+                     (default 60) each, then report runs and findings";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -174,10 +177,41 @@ fn properties(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-const FUZZ_TARGETS: &[&str] = &["udp_packet", "udp_frames", "udp_endpoint", "envelope"];
+const FUZZ_TARGETS: &[&str] = &[
+    "udp_packet",
+    "udp_frames",
+    "udp_endpoint",
+    "udp_session",
+    "udp_handshake",
+    "envelope",
+];
+
+/// What one fuzz target's run came to.
+struct FuzzRun {
+    target: String,
+    /// Inputs libFuzzer executed.
+    runs: u64,
+    /// The crashing input it saved, if it found one.
+    finding: Option<String>,
+    passed: bool,
+}
 
 fn fuzz(args: &[String]) -> Result<()> {
     let seconds = number(args, 0, 60, "SECONDS")?;
+    let targets: Vec<&str> = match args.get(1..) {
+        Some(named) if !named.is_empty() => {
+            for target in named {
+                if !FUZZ_TARGETS.contains(&target.as_str()) {
+                    bail!(
+                        "no fuzz target `{target}` (targets: {})",
+                        FUZZ_TARGETS.join(", ")
+                    );
+                }
+            }
+            named.iter().map(String::as_str).collect()
+        }
+        _ => FUZZ_TARGETS.to_vec(),
+    };
     let installed = Command::new("cargo")
         .args(["fuzz", "--version"])
         .output()
@@ -185,27 +219,76 @@ fn fuzz(args: &[String]) -> Result<()> {
     if !installed {
         cargo(&["install", "cargo-fuzz", "--locked"], &[])?;
     }
-    for target in FUZZ_TARGETS {
-        // cargo-fuzz needs -Z flags; RUSTC_BOOTSTRAP lets the stable
-        // toolchain (the only one these machines have) accept them.
-        let status = Command::new("cargo")
-            .current_dir(workspace_root().join("fuzz"))
-            .env("RUSTC_BOOTSTRAP", "1")
-            .args([
-                "fuzz",
-                "run",
-                target,
-                "--",
-                &format!("-max_total_time={seconds}"),
-                "-rss_limit_mb=2048",
-            ])
-            .status()
-            .context("could not start cargo fuzz")?;
-        if !status.success() {
-            bail!(
-                "fuzz target {target} found a failure ({status}); the input is under fuzz/artifacts/{target}/"
-            );
-        }
+    let mut runs = Vec::new();
+    for target in targets {
+        runs.push(fuzz_target(target, seconds)?);
+    }
+    println!("\nfuzzing, {seconds} s a target:");
+    for run in &runs {
+        let outcome = match (&run.finding, run.passed) {
+            (Some(input), _) => format!("FOUND a failure: {input}"),
+            (None, true) => "no findings".to_owned(),
+            (None, false) => "FAILED (see its output above)".to_owned(),
+        };
+        println!("  {:<14} {:>12} runs  {outcome}", run.target, run.runs);
+    }
+    if runs.iter().any(|run| !run.passed) {
+        bail!("a fuzz target failed; crashing inputs are under fuzz/artifacts/<target>/");
     }
     Ok(())
+}
+
+/// Runs one target: the checked-in seeds (`fuzz/corpus/<target>`) are read,
+/// what the fuzzer finds new goes to `fuzz/grown/<target>` (not checked
+/// in). Streams libFuzzer's output and reads its run count and any saved
+/// crash from it.
+fn fuzz_target(target: &str, seconds: u64) -> Result<FuzzRun> {
+    let fuzz_dir = workspace_root().join("fuzz");
+    let grown = format!("grown/{target}");
+    std::fs::create_dir_all(fuzz_dir.join(&grown)).context("could not create fuzz/grown")?;
+    // cargo-fuzz needs -Z flags; RUSTC_BOOTSTRAP lets the stable
+    // toolchain (the only one these machines have) accept them.
+    let mut child = Command::new("cargo")
+        .current_dir(&fuzz_dir)
+        .env("RUSTC_BOOTSTRAP", "1")
+        .args([
+            "fuzz",
+            "run",
+            target,
+            &grown,
+            &format!("corpus/{target}"),
+            "--",
+            &format!("-max_total_time={seconds}"),
+            "-rss_limit_mb=2048",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("could not start cargo fuzz")?;
+    let mut run = FuzzRun {
+        target: target.to_owned(),
+        runs: 0,
+        finding: None,
+        passed: false,
+    };
+    if let Some(stderr) = child.stderr.take() {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines() {
+            let line = line.context("could not read cargo fuzz's output")?;
+            eprintln!("{line}");
+            // Status lines start `#RUNS`; the last says `Done RUNS runs`.
+            let count = line
+                .strip_prefix('#')
+                .or_else(|| line.strip_prefix("Done "))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|count| count.parse().ok());
+            if let Some(count) = count {
+                run.runs = run.runs.max(count);
+            }
+            if let Some((_, path)) = line.split_once("Test unit written to ") {
+                run.finding = Some(path.trim().to_owned());
+            }
+        }
+    }
+    run.passed = child.wait().context("cargo fuzz did not finish")?.success();
+    Ok(run)
 }
