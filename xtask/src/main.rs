@@ -246,17 +246,21 @@ fn fuzz_target(target: &str, seconds: u64) -> Result<FuzzRun> {
     let fuzz_dir = workspace_root().join("fuzz");
     let grown = format!("grown/{target}");
     std::fs::create_dir_all(fuzz_dir.join(&grown)).context("could not create fuzz/grown")?;
+    let seeds = format!("corpus/{target}");
+    // libFuzzer refuses a corpus directory that does not exist.
+    let corpora: &[&str] = if fuzz_dir.join(&seeds).is_dir() {
+        &[&grown, &seeds]
+    } else {
+        &[&grown]
+    };
     // cargo-fuzz needs -Z flags; RUSTC_BOOTSTRAP lets the stable
     // toolchain (the only one these machines have) accept them.
     let mut child = Command::new("cargo")
         .current_dir(&fuzz_dir)
         .env("RUSTC_BOOTSTRAP", "1")
+        .args(["fuzz", "run", target])
+        .args(corpora)
         .args([
-            "fuzz",
-            "run",
-            target,
-            &grown,
-            &format!("corpus/{target}"),
             "--",
             &format!("-max_total_time={seconds}"),
             "-rss_limit_mb=2048",

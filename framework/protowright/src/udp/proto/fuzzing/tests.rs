@@ -306,8 +306,33 @@ fn packet_seeds() -> Vec<Seed> {
     ]
 }
 
+/// Seeds for the TCP envelope decoder: varint-delimited frames holding an
+/// envelope (kind, call id, method, body, timeout).
+fn envelope_seeds() -> Vec<Seed> {
+    let call = [0x08, 1, 0x10, 7, 0x18, 3, 0x22, 2, b'h', b'i', 0x30, 100];
+    let reply = [0x08, 2, 0x10, 7, 0x22, 0];
+    let unusual = [0x08, 1, 0x2a, 3, b'a', b'b', b'c'];
+    let frame = |envelope: &[u8]| [&[envelope.len() as u8][..], envelope].concat();
+    vec![
+        ("envelope", "call", frame(&call)),
+        (
+            "envelope",
+            "call_and_reply",
+            [frame(&call), frame(&reply)].concat(),
+        ),
+        ("envelope", "unusual_field", frame(&unusual)),
+        ("envelope", "cut_short", frame(&call)[..7].to_vec()),
+    ]
+}
+
 fn seeds() -> Vec<Seed> {
-    [session_seeds(), handshake_seeds(), packet_seeds()].concat()
+    [
+        session_seeds(),
+        handshake_seeds(),
+        packet_seeds(),
+        envelope_seeds(),
+    ]
+    .concat()
 }
 
 #[test]
