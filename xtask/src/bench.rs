@@ -120,6 +120,21 @@ const CONTENDERS: &[Contender] = &[
         family: Family::Udp,
         workloads: UDP_ALL,
     },
+    // The same without encryption (the debugging flag): the cost of
+    // encryption per row is protowright-udp's figure against this one.
+    Contender {
+        name: "protowright-udp-plaintext",
+        kind: Kind::Ours,
+        family: Family::Udp,
+        workloads: &[
+            "msgs64",
+            "rtt64",
+            "bulk",
+            "bulk-loss0",
+            "bulk-loss5",
+            "rtt64-loss5",
+        ],
+    },
     Contender {
         name: "protowright-sim",
         kind: Kind::Ours,

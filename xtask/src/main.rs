@@ -13,6 +13,9 @@
 //!   seed replayed with its trace (`sim-tests/src/bin/sim.rs`).
 //! - `properties [CASES]`: the reliable-UDP engine's property tests over
 //!   CASES proptest cases (release).
+//! - `hostile [HELLOS]`: a flood of HELLOS (default a million) spoofed
+//!   connection attempts against a reliable-UDP server (release), with the
+//!   packets per second handled and the server's heap growth.
 //! - `fuzz [SECONDS] [TARGET...]`: every fuzz target under `fuzz/` (or
 //!   those named) for SECONDS each, then the runs and findings of each
 //!   (installs cargo-fuzz if missing; see `fuzz/README.md`).
@@ -41,6 +44,8 @@ commands:
                      replay one seed: its schedule, trace (and trace hash)
   properties [CASES] the reliable-UDP engine's properties over CASES cases
                      (default 20000)
+  hostile [HELLOS]   HELLOS spoofed connection attempts (default 1000000)
+                     against a UDP server: packets/s and heap growth
   fuzz [SECONDS] [TARGET...]
                      run every fuzz target (or those named) for SECONDS
                      (default 60) each, then report runs and findings";
@@ -68,6 +73,7 @@ fn run(args: Vec<String>) -> Result<()> {
         "sim" => sim(rest),
         "properties" => properties(rest),
         "fuzz" => fuzz(rest),
+        "hostile" => hostile(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())
@@ -174,6 +180,29 @@ fn properties(args: &[String]) -> Result<()> {
         bail!("the reliable-UDP properties failed ({status})");
     }
     println!("{cases} property cases passed");
+    Ok(())
+}
+
+fn hostile(args: &[String]) -> Result<()> {
+    let hellos = number(args, 0, 1_000_000, "HELLOS")?;
+    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .current_dir(workspace_root())
+        .env("PROTOWRIGHT_HELLOS", hellos.to_string())
+        .args([
+            "test",
+            "--release",
+            "-p",
+            "protowright",
+            "--test",
+            "udp_spoofed_hellos",
+            "--",
+            "--nocapture",
+        ])
+        .status()
+        .context("could not start cargo")?;
+    if !status.success() {
+        bail!("the spoofed-hello flood failed ({status})");
+    }
     Ok(())
 }
 

@@ -18,7 +18,7 @@ use std::time::Duration;
 use anyhow::bail;
 use tokio::time::Instant;
 
-use ::protowright::Transport;
+use self::protowright::Variant::{Tcp, Udp, UdpPlaintext};
 
 use crate::{Amount, Report, Workload};
 
@@ -33,6 +33,7 @@ pub(crate) const NAMES: &[&str] = &[
     "quinn-bbr",
     "kcp",
     "protowright-udp",
+    "protowright-udp-plaintext",
     "protowright-sim",
 ];
 
@@ -41,13 +42,14 @@ pub(crate) async fn serve(name: &str, workload: Workload, amount: Amount) -> any
     match name {
         "raw-tcp" => raw_tcp::serve(workload, amount).await,
         "tokio-codec" => tokio_codec::serve(workload, amount).await,
-        "protowright-tcp" => protowright::serve(Transport::Tcp, workload, amount).await,
+        "protowright-tcp" => protowright::serve(Tcp, workload, amount).await,
         "tonic" => tonic::serve(workload, amount).await,
         "raw-udp" => raw_udp::serve(workload, amount).await,
         "quinn" => quinn::serve(quinn::Control::Cubic, workload, amount).await,
         "quinn-bbr" => quinn::serve(quinn::Control::Bbr, workload, amount).await,
         "kcp" => kcp::serve(workload, amount).await,
-        "protowright-udp" => protowright::serve(Transport::Udp, workload, amount).await,
+        "protowright-udp" => protowright::serve(Udp, workload, amount).await,
+        "protowright-udp-plaintext" => protowright::serve(UdpPlaintext, workload, amount).await,
         other => bail!("unknown contender `{other}`"),
     }
 }
@@ -62,13 +64,16 @@ pub(crate) async fn drive(
     match name {
         "raw-tcp" => raw_tcp::drive(workload, amount, addr).await,
         "tokio-codec" => tokio_codec::drive(workload, amount, addr).await,
-        "protowright-tcp" => protowright::drive(Transport::Tcp, workload, amount, addr).await,
+        "protowright-tcp" => protowright::drive(Tcp, workload, amount, addr).await,
         "tonic" => tonic::drive(workload, amount, addr).await,
         "raw-udp" => raw_udp::drive(workload, amount, addr).await,
         "quinn" => quinn::drive(quinn::Control::Cubic, workload, amount, addr).await,
         "quinn-bbr" => quinn::drive(quinn::Control::Bbr, workload, amount, addr).await,
         "kcp" => kcp::drive(workload, amount, addr).await,
-        "protowright-udp" => protowright::drive(Transport::Udp, workload, amount, addr).await,
+        "protowright-udp" => protowright::drive(Udp, workload, amount, addr).await,
+        "protowright-udp-plaintext" => {
+            protowright::drive(UdpPlaintext, workload, amount, addr).await
+        }
         other => bail!("unknown contender `{other}`"),
     }
 }

@@ -31,30 +31,63 @@ impl Bench for Echo {
     }
 }
 
-fn server_config() -> ServerConfig {
+/// Which protowright runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Variant {
+    /// Over TCP.
+    Tcp,
+    /// Over reliable UDP, encrypted (the default, as users run it).
+    Udp,
+    /// Over reliable UDP with the plaintext debugging flag: the cost of
+    /// encryption is the difference to `Udp`.
+    UdpPlaintext,
+}
+
+impl Variant {
+    fn transport(self) -> Transport {
+        match self {
+            Self::Tcp => Transport::Tcp,
+            Self::Udp | Self::UdpPlaintext => Transport::Udp,
+        }
+    }
+
+    fn udp(self) -> udp::Config {
+        let mut config = udp::Config {
+            max_connections: 20_000,
+            // conns10k opens every connection from one address, at once.
+            max_connections_per_address: 20_000,
+            stateless_rate: 1_000_000,
+            stateless_burst: 100_000,
+            ..udp::Config::default()
+        };
+        config.security.insecure_plaintext_for_debugging = self == Self::UdpPlaintext;
+        config
+    }
+}
+
+fn server_config(variant: Variant) -> ServerConfig {
     ServerConfig {
         max_connections: 20_000,
+        udp: variant.udp(),
         ..ServerConfig::default()
     }
 }
 
-fn client_config() -> ClientConfig {
+fn client_config(variant: Variant) -> ClientConfig {
     ClientConfig {
-        udp: udp::Config {
-            max_connections: 20_000,
-            ..udp::Config::default()
-        },
+        udp: variant.udp(),
         ..ClientConfig::default()
     }
 }
 
 pub(super) async fn serve(
-    transport: Transport,
+    variant: Variant,
     workload: Workload,
     amount: Amount,
 ) -> anyhow::Result<()> {
     let address = (Ipv4Addr::LOCALHOST, 0).into();
-    let mut server = Server::bind(Tokio, transport, address, server_config()).await?;
+    let mut server =
+        Server::bind(Tokio, variant.transport(), address, server_config(variant)).await?;
     let baseline = memory::resident_bytes()?;
     ready(server.local_addr());
     let handle = server.handle();
@@ -103,14 +136,14 @@ pub(super) async fn serve(
 }
 
 pub(super) async fn drive(
-    transport: Transport,
+    variant: Variant,
     workload: Workload,
     amount: Amount,
     addr: SocketAddr,
 ) -> anyhow::Result<()> {
     if workload == Workload::Conns10k {
         let clients = memory::open_all(amount.connections, || async {
-            Ok(Client::connect(Tokio, transport, addr, client_config()).await?)
+            Ok(Client::connect(Tokio, variant.transport(), addr, client_config(variant)).await?)
         })
         .await?;
         // Hold them until the server has measured and gone.
@@ -121,7 +154,7 @@ pub(super) async fn drive(
         }
         return Ok(());
     }
-    let client = Client::connect(Tokio, transport, addr, client_config()).await?;
+    let client = Client::connect(Tokio, variant.transport(), addr, client_config(variant)).await?;
     let connection = client.connection().await?;
     let bench = BenchClient::new(connection.clone());
     let payload = Payload {

@@ -47,9 +47,10 @@ struct Attack {
     now: Instant,
     server: Endpoint,
     server_addr: SocketAddr,
-    /// Per connection: the peer's address, the server's id for it, the
-    /// next packet number, and the server's handle.
-    peers: Vec<(SocketAddr, u64, u64, ConnectionHandle)>,
+    /// Per connection: the peer's address, its own endpoint and handle
+    /// (whose keys seal the crafted frames: the attacker is an
+    /// authenticated peer), and the server's handle.
+    peers: Vec<(SocketAddr, Endpoint, ConnectionHandle, ConnectionHandle)>,
     scratch: Vec<u8>,
     packets: u64,
     bytes: u64,
@@ -80,11 +81,9 @@ impl Attack {
                 .parse()
                 .expect("address");
             let mut client = Endpoint::new(config(), now, 100 + index as u64).expect("config");
-            client.connect(now, server_addr).expect("connect");
+            let own = client.connect(now, server_addr).expect("connect");
             let handle = attack.handshake(&mut client, addr);
-            let cid = attack.server.connection(handle).expect("held").local_cid();
-            // Packet numbers far above any the client used.
-            attack.peers.push((addr, cid, 1 << 30, handle));
+            attack.peers.push((addr, client, own, handle));
         }
         attack
     }
@@ -113,9 +112,12 @@ impl Attack {
     /// Sends one crafted packet on connection `peer`, and lets the server
     /// answer into the void.
     fn send(&mut self, peer: usize, fragments: &[TestFragment<'_>]) {
-        let (addr, cid, number, _) = &mut self.peers[peer];
-        let datagram = proto::test_data_packet(*cid, *number, fragments);
-        *number += 1;
+        let (addr, client, own, _) = &mut self.peers[peer];
+        let frames = proto::test_fragment_frames(fragments);
+        let mut datagram = Vec::new();
+        client
+            .seal_frames_as(*own, &frames, &mut datagram)
+            .expect("the attacker's connection");
         let addr = *addr;
         self.packets += 1;
         self.bytes += datagram.len() as u64;
@@ -280,6 +282,16 @@ fn a_hostile_peer_cannot_grow_the_servers_heap_past_its_receive_budget() {
         .filter_map(|peer| attack.server.connection(peer.3))
         .map(|connection| connection.stats().refused_fragments)
         .sum();
+    // Every crafted packet authenticated: the floods reached the engine.
+    let unauthentic: u64 = attack
+        .peers
+        .iter()
+        .filter_map(|peer| attack.server.connection(peer.3))
+        .map(|connection| connection.stats().unauthentic_packets)
+        .sum();
+    assert_eq!(unauthentic, 0);
+    assert!(closed >= 1, "the zero-length flood closes its connection");
+    assert!(refused > 0 || closed >= 3, "the caps refused fragments");
     for line in &report {
         println!("{line}");
     }

@@ -167,7 +167,7 @@ pub fn fuzz_decode_frames(frames: &[u8]) -> Result<usize, DecodeError> {
 #[cfg(test)]
 mod tests;
 
-/// One message fragment to put in a packet with [`test_data_packet`].
+/// One message fragment to put in a packet with [`test_fragment_frames`].
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy)]
 pub struct TestFragment<'a> {
@@ -185,16 +185,16 @@ pub struct TestFragment<'a> {
     pub data: &'a [u8],
 }
 
-/// A sealed `Data` packet numbered `number` for connection `cid` carrying
-/// `fragments`, so a test can play a hostile peer that crafts its own
-/// frames. The fragments must lie within their announced lengths.
+/// The frames carrying `fragments`, so a test can play a hostile peer that
+/// crafts its own frames and seals them with its connection's real keys
+/// ([`Endpoint::seal_frames_as`]). The fragments must lie within their
+/// announced lengths.
 #[doc(hidden)]
-pub fn test_data_packet(cid: u64, number: u64, fragments: &[TestFragment<'_>]) -> Vec<u8> {
-    let mut datagram = Vec::new();
-    packet::encode_data_header(&mut datagram, cid, number);
+pub fn test_fragment_frames(fragments: &[TestFragment<'_>]) -> Vec<u8> {
+    let mut frames = Vec::new();
     for piece in fragments {
         frame::put_fragment(
-            &mut datagram,
+            &mut frames,
             &frame::Fragment {
                 lane: piece.lane,
                 channel: piece.channel,
@@ -205,6 +205,5 @@ pub fn test_data_packet(cid: u64, number: u64, fragments: &[TestFragment<'_>]) -
             },
         );
     }
-    packet::seal(&mut datagram, 0);
-    datagram
+    frames
 }
