@@ -76,6 +76,10 @@ fn server_config(variant: Variant) -> ServerConfig {
 fn client_config(variant: Variant) -> ClientConfig {
     ClientConfig {
         udp: variant.udp(),
+        // conns10k starts 10,000 handshakes at once on one thread: the
+        // last of them (each a few X25519 operations on either side) may
+        // take longer than the default 5 s to be answered.
+        connect_timeout: Duration::from_secs(60),
         ..ClientConfig::default()
     }
 }

@@ -32,6 +32,13 @@ impl Endpoint {
     /// Binds a server endpoint on `addr` that accepts connections.
     /// Must be called inside a tokio runtime (the driver is a task).
     pub async fn server<N: Net>(net: N, addr: SocketAddr, config: Config) -> Result<Self, Error> {
+        if config.security.static_key.is_none() && !config.security.insecure_plaintext_for_debugging
+        {
+            tracing::info!(
+                %addr,
+                "no static key configured: this server has a fresh identity for this run, so clients cannot pin it across restarts and its resets are not recognised after one (load one with udp::StaticKey::load_or_generate)"
+            );
+        }
         let socket = bind(&net, addr).await?;
         Self::start(&net, socket, config, true, None)
     }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::congestion::CongestionControl;
-use super::crypto::{MIN_KEY_UPDATE_PACKETS, Security};
+use super::crypto::{MAX_KEY_UPDATE_PACKETS, MIN_KEY_UPDATE_PACKETS, Security};
 
 /// Settings for an endpoint and every connection it holds.
 #[derive(Debug, Clone)]
@@ -175,9 +175,11 @@ pub enum ConfigError {
     /// The keepalive would never fire before the idle timeout.
     #[error("keepalive_interval must be shorter than idle_timeout")]
     KeepaliveTooLong,
-    /// Keys would update too often.
-    #[error("security.key_update_packets must be at least {MIN_KEY_UPDATE_PACKETS}")]
-    KeyUpdateTooFrequent,
+    /// Keys would update too often, or too rarely for the cipher's limits.
+    #[error(
+        "security.key_update_packets must be between {MIN_KEY_UPDATE_PACKETS} and {MAX_KEY_UPDATE_PACKETS}"
+    )]
+    KeyUpdateOutOfRange,
     /// A duration above [`MAX_DURATION`]: deadlines computed from it could
     /// overflow.
     #[error("{name} ({value:?}) is above the ceiling of {MAX_DURATION:?}")]
@@ -264,8 +266,10 @@ impl Config {
         if self.keepalive_interval >= self.idle_timeout {
             return Err(ConfigError::KeepaliveTooLong);
         }
-        if self.security.key_update_packets < MIN_KEY_UPDATE_PACKETS {
-            return Err(ConfigError::KeyUpdateTooFrequent);
+        if !(MIN_KEY_UPDATE_PACKETS..=MAX_KEY_UPDATE_PACKETS)
+            .contains(&self.security.key_update_packets)
+        {
+            return Err(ConfigError::KeyUpdateOutOfRange);
         }
         self.validate_budgets()
     }

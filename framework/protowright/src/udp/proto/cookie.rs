@@ -164,6 +164,66 @@ fn associated_data(addr: SocketAddr, cid: u64, attempt: &[u8]) -> Vec<u8> {
     data
 }
 
+/// The most attempts remembered; beyond it the oldest is forgotten (only
+/// a flood of genuine connections fills it within one cookie lifetime).
+const MAX_USED_ATTEMPTS: usize = 1 << 16;
+
+/// Attempts a cookie admitted lately. A cookie is good for one connection:
+/// a recorded `Initial` replayed while its cookie is still fresh, after
+/// the connection it opened has ended, is dropped rather than reported as
+/// that client connecting again.
+#[derive(Debug)]
+pub(crate) struct UsedAttempts {
+    lifetime: Duration,
+    order: std::collections::VecDeque<(Duration, (u64, [u8; 16]))>,
+    set: std::collections::HashSet<(u64, [u8; 16])>,
+}
+
+impl UsedAttempts {
+    pub(crate) fn new(lifetime: Duration) -> Self {
+        Self {
+            lifetime,
+            order: std::collections::VecDeque::new(),
+            set: std::collections::HashSet::new(),
+        }
+    }
+
+    fn key(cid: u64, attempt: &[u8]) -> (u64, [u8; 16]) {
+        let mut prefix = [0u8; 16];
+        let len = attempt.len().min(16);
+        prefix[..len].copy_from_slice(&attempt[..len]);
+        (cid, prefix)
+    }
+
+    fn forget_expired(&mut self, since_epoch: Duration) {
+        while let Some(&(at, key)) = self.order.front() {
+            if since_epoch.saturating_sub(at) <= self.lifetime
+                && self.order.len() < MAX_USED_ATTEMPTS
+            {
+                break;
+            }
+            self.order.pop_front();
+            self.set.remove(&key);
+        }
+    }
+
+    /// Whether attempt `cid`/`attempt` was admitted within a cookie
+    /// lifetime of `since_epoch`.
+    pub(crate) fn contains(&mut self, cid: u64, attempt: &[u8], since_epoch: Duration) -> bool {
+        self.forget_expired(since_epoch);
+        self.set.contains(&Self::key(cid, attempt))
+    }
+
+    /// Records an admitted attempt.
+    pub(crate) fn insert(&mut self, cid: u64, attempt: &[u8], since_epoch: Duration) {
+        self.forget_expired(since_epoch);
+        let key = Self::key(cid, attempt);
+        if self.set.insert(key) {
+            self.order.push_back((since_epoch, key));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,5 +277,18 @@ mod tests {
             "two secrets ago"
         );
         assert!(jar.check(&new, addr, 7, b"", SECONDS(20)));
+    }
+
+    #[test]
+    fn an_admitted_attempt_is_remembered_for_one_cookie_lifetime() {
+        let mut used = UsedAttempts::new(SECONDS(10));
+        used.insert(7, b"attempt", SECONDS(1));
+        assert!(used.contains(7, b"attempt", SECONDS(5)));
+        assert!(!used.contains(8, b"attempt", SECONDS(5)));
+        assert!(!used.contains(7, b"another", SECONDS(5)));
+        assert!(
+            !used.contains(7, b"attempt", SECONDS(12)),
+            "forgotten after the lifetime"
+        );
     }
 }

@@ -19,10 +19,11 @@ use rand::{Rng, RngCore, SeedableRng};
 
 use super::budget::{MemoryBudget, SourceCounts};
 use super::connection::{Connection, Event, Transmit};
-use super::cookie::CookieJar;
+use super::cookie::{CookieJar, UsedAttempts};
 use super::crypto::{
-    ClientHandshake, Pattern, Protection, PublicKey, RESET_TOKEN_LEN, ReplayWindow, ResetSecret,
-    SecurityStart, ServerHandshake, StaticKey, TokenError,
+    ClientHandshake, MAX_KEY_UPDATE_PACKETS, MIN_KEY_UPDATE_PACKETS, Pattern, Protection,
+    PublicKey, RESET_TOKEN_LEN, ReplayWindow, ResetSecret, SecurityStart, ServerHandshake,
+    StaticKey, TokenError,
 };
 use super::frame::Lane;
 use super::limiter::TokenBucket;
@@ -131,6 +132,8 @@ pub struct Endpoint {
     by_cid: HashMap<u64, u32>,
     by_remote: HashMap<(SocketAddr, u64), u32>,
     by_hello: HashMap<(SocketAddr, u64), u32>,
+    /// Attempts admitted within a cookie lifetime (replays are dropped).
+    used_attempts: UsedAttempts,
     timers: BTreeSet<(Instant, u32)>,
     send_queue: VecDeque<u32>,
     event_queue: VecDeque<u32>,
@@ -184,6 +187,7 @@ impl Endpoint {
         let cookies = CookieJar::new(random_bytes(&mut rng), config.cookie_lifetime);
         let stateless_tokens = TokenBucket::new(config.stateless_rate, config.stateless_burst, now);
         let receive_budget = MemoryBudget::new(config.receive_budget);
+        let used_attempts = UsedAttempts::new(config.cookie_lifetime);
         Ok(Self {
             config: Arc::new(config),
             accepting: false,
@@ -200,6 +204,7 @@ impl Endpoint {
             by_cid: HashMap::new(),
             by_remote: HashMap::new(),
             by_hello: HashMap::new(),
+            used_attempts,
             timers: BTreeSet::new(),
             send_queue: VecDeque::new(),
             event_queue: VecDeque::new(),
@@ -280,8 +285,22 @@ impl Endpoint {
     /// its reset token alone, in plaintext).
     fn client_security(&mut self, cid: u64) -> Result<SecurityStart, ConnectError> {
         let security = &self.config.security;
+        if security.connect_token.is_some() && security.server_key.is_none() {
+            // Without a pinned key the first handshake message is not
+            // encrypted, and the token would cross the path in clear.
+            return Err(ConnectError::Security(
+                "a connect token needs the server's key pinned (security.server_key)".into(),
+            ));
+        }
         let local_reset_token = self.reset_secret.token(cid);
-        let mut payload = local_reset_token.to_vec();
+        // The reset token rides in the first handshake message only where
+        // that message is encrypted (a pinned key or a pre-shared key):
+        // seen in clear, it would let anyone end the server's side.
+        let payload_secret = security.server_key.is_some() || security.pre_shared_key.is_some();
+        let mut payload = Vec::new();
+        if payload_secret || security.insecure_plaintext_for_debugging {
+            payload.extend_from_slice(&local_reset_token);
+        }
         if let Some(token) = &security.connect_token {
             payload.extend_from_slice(token.as_bytes());
         }
@@ -294,6 +313,7 @@ impl Endpoint {
             client_id: None,
             hello_security: SECURITY_PLAINTEXT,
             hello_cipher: cipher,
+            hello_key_update: security.key_update_packets,
             hello_handshake: payload,
             skip_seed: self.rng.random(),
         };
@@ -307,6 +327,11 @@ impl Endpoint {
         };
         start.hello_security = pattern.to_u8();
         let hello = self.hello_for_prologue(start.hello_security, cipher);
+        if pattern == Pattern::Nx {
+            tracing::debug!(
+                "connecting without a pinned server key: the server's key is learned on first use (see SECURITY.md)"
+            );
+        }
         let handshake = ClientHandshake::start(
             &self.static_key,
             security.server_key,
@@ -335,6 +360,7 @@ impl Endpoint {
             cookie: &[],
             security,
             cipher,
+            key_update: self.config.security.key_update_packets,
             handshake: &[],
         }
     }
@@ -359,6 +385,7 @@ impl Endpoint {
         buf: &mut Vec<u8>,
     ) -> Option<usize> {
         self.with(handle, |connection| connection.seal_frames(frames, buf))
+            .flatten()
     }
 
     /// Runs `f` on a connection and then updates the endpoint's view of it
@@ -606,6 +633,14 @@ impl Endpoint {
             }
             return;
         }
+        if self
+            .used_attempts
+            .contains(cid, hello.attempt(), since_epoch)
+        {
+            // A recorded Initial played again after its connection ended.
+            self.stats.forged_dropped += 1;
+            return;
+        }
         if hello.schema_hash != self.config.schema_hash {
             let detail = format!(
                 "the server's protocol schema hash is {:016x}; the client's is {:016x}",
@@ -652,6 +687,7 @@ impl Endpoint {
             security,
         );
         self.stats.accepted += 1;
+        self.used_attempts.insert(cid, hello.attempt(), since_epoch);
         let handle = self.insert(connection, Some((from, cid)));
         self.sources.add(from.ip());
         self.slots[handle.index as usize].counted_source = Some(from.ip());
@@ -686,6 +722,7 @@ impl Endpoint {
                 client_id: None,
                 hello_security: SECURITY_PLAINTEXT,
                 hello_cipher: hello.cipher,
+                hello_key_update: hello.key_update,
                 hello_handshake: Vec::new(),
                 skip_seed: self.rng.random(),
             });
@@ -694,6 +731,12 @@ impl Endpoint {
             .ok_or_else(|| format!("unknown handshake pattern {}", hello.security))?;
         let cipher = super::crypto::Cipher::from_u8(hello.cipher)
             .ok_or_else(|| format!("unknown cipher {}", hello.cipher))?;
+        if !(MIN_KEY_UPDATE_PACKETS..=MAX_KEY_UPDATE_PACKETS).contains(&hello.key_update) {
+            return Err(format!(
+                "the client's key update interval {} is outside {MIN_KEY_UPDATE_PACKETS}..={MAX_KEY_UPDATE_PACKETS}",
+                hello.key_update
+            ));
+        }
         let handshake = ServerHandshake::read(
             &self.static_key,
             pattern,
@@ -704,7 +747,14 @@ impl Endpoint {
         )
         .map_err(|error| error.to_string())?;
         let payload = handshake.payload();
-        let peer_reset_token = reset_token_of(payload);
+        // An `NX` first message without a pre-shared key is not encrypted:
+        // a token in it proves nothing, so none is taken.
+        let payload_secret = pattern == Pattern::Ik || security.pre_shared_key.is_some();
+        let peer_reset_token = if payload_secret {
+            reset_token_of(payload)
+        } else {
+            None
+        };
         let client_id = match &security.connect_tokens {
             None => None,
             Some(_) if pattern != Pattern::Ik => {
@@ -730,12 +780,8 @@ impl Endpoint {
         };
         let peer_key = handshake.client_key();
         let (answer, finished) = handshake.answer().map_err(|error| error.to_string())?;
-        let keys = super::crypto::PacketKeys::new(
-            cipher,
-            finished.secrets,
-            false,
-            security.key_update_packets,
-        );
+        let keys =
+            super::crypto::PacketKeys::new(cipher, finished.secrets, false, hello.key_update);
         Ok(SecurityStart {
             protection: Protection::Keys {
                 keys: Box::new(keys),
@@ -748,6 +794,7 @@ impl Endpoint {
             client_id,
             hello_security: hello.security,
             hello_cipher: hello.cipher,
+            hello_key_update: hello.key_update,
             hello_handshake: Vec::new(),
             skip_seed: self.rng.random(),
         })

@@ -27,7 +27,7 @@ use super::DecodeError;
 use super::coding::{Put, Reader};
 
 /// The protocol version this build speaks.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 
 /// Bytes of the invariant header.
 pub(crate) const HEADER_LEN: usize = 10;
@@ -133,6 +133,8 @@ pub(crate) struct Hello<'a> {
     pub(crate) security: u8,
     /// The AEAD the client asks for (ignored in plaintext).
     pub(crate) cipher: u8,
+    /// Packet numbers between key updates, which both sides then use.
+    pub(crate) key_update: u64,
     /// The client's first handshake message (empty in plaintext).
     pub(crate) handshake: &'a [u8],
 }
@@ -149,6 +151,7 @@ impl Hello<'_> {
         prologue.put_varint(self.max_message);
         prologue.push(self.security);
         prologue.push(self.cipher);
+        prologue.put_varint(self.key_update);
         prologue
     }
 
@@ -208,6 +211,7 @@ impl<'a> Packet<'a> {
                     cookie: body.blob(MAX_COOKIE_LEN, "cookie")?,
                     security: body.u8()?,
                     cipher: body.u8()?,
+                    key_update: body.varint()?,
                     handshake: body.blob(MAX_HANDSHAKE_LEN, "handshake")?,
                 };
                 Self::Initial { cid, hello }
@@ -353,6 +357,7 @@ pub(crate) fn encode_initial(buf: &mut Vec<u8>, cid: u64, hello: &Hello<'_>) {
     buf.put_blob(hello.cookie);
     buf.push(hello.security);
     buf.push(hello.cipher);
+    buf.put_varint(hello.key_update);
     buf.put_blob(hello.handshake);
     let padded = start + MIN_INITIAL_SIZE - CHECKSUM_LEN;
     if buf.len() < padded {
@@ -417,6 +422,7 @@ mod tests {
             cookie: b"cookie",
             security: 1,
             cipher: 2,
+            key_update: 1 << 20,
             handshake: b"handshake",
         };
         encode_initial(&mut buf, 42, &hello);

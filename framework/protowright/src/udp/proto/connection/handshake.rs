@@ -14,12 +14,17 @@ use super::transmit::Transmit;
 use super::{Connection, Side};
 use crate::udp::proto::packet::{self, Hello};
 
+/// The most distinct cookies a client takes in one attempt (a server
+/// rotating its secret needs two).
+const MAX_RETRIES: u32 = 4;
+
 /// What a client remembers while it waits for the welcome.
 #[derive(Debug, Default)]
 pub(super) struct ClientHandshake {
     /// The `security` and `cipher` bytes of its hellos.
     security: u8,
     cipher: u8,
+    key_update: u64,
     /// The first handshake message (or, in plaintext, the reset token),
     /// the same in every hello of this attempt.
     handshake: Vec<u8>,
@@ -30,6 +35,8 @@ pub(super) struct ClientHandshake {
     send_now: bool,
     /// Hellos sent so far, for the backoff.
     attempts: u32,
+    /// Distinct cookies taken from retries.
+    retries: u32,
     /// Hellos sent with the current cookie, and when the last one went:
     /// if exactly one went, the welcome gives an unambiguous RTT sample
     /// (Karn's rule).
@@ -39,10 +46,11 @@ pub(super) struct ClientHandshake {
 
 impl ClientHandshake {
     /// A client that has sent nothing yet: its first hello goes at once.
-    pub(super) fn new(security: u8, cipher: u8, handshake: Vec<u8>) -> Self {
+    pub(super) fn new(security: u8, cipher: u8, key_update: u64, handshake: Vec<u8>) -> Self {
         Self {
             security,
             cipher,
+            key_update,
             handshake,
             send_now: true,
             ..Self::default()
@@ -77,6 +85,7 @@ impl Connection {
             cookie: &handshake.cookie,
             security: handshake.security,
             cipher: handshake.cipher,
+            key_update: handshake.key_update,
             handshake: &handshake.handshake,
         };
         packet::encode_initial(buf, self.local_cid, &hello);
@@ -120,6 +129,12 @@ impl Connection {
             return false;
         }
         if handshake.cookie.as_slice() != cookie {
+            // A new cookie costs a 1,200-byte hello: take a few, not a
+            // stream of them from someone on the path.
+            if handshake.retries >= MAX_RETRIES {
+                return false;
+            }
+            handshake.retries += 1;
             handshake.cookie = cookie.to_vec();
             handshake.cookie_hellos = 0;
             handshake.send_now = true;

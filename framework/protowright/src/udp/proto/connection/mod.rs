@@ -130,6 +130,7 @@ impl Connection {
         let hello = ClientHandshake::new(
             security.hello_security,
             security.hello_cipher,
+            security.hello_key_update,
             std::mem::take(&mut security.hello_handshake),
         );
         let state = State::AwaitingWelcome(hello);

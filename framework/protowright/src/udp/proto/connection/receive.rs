@@ -41,6 +41,16 @@ impl Connection {
             self.violation(now, &format!("undecodable frame: {error}"));
             return;
         }
+        // A client still waiting for the welcome drops, unacknowledged, a
+        // packet that overtook the one carrying it: the server resends its
+        // data, and reordering is not a protocol violation.
+        if matches!(self.state, State::AwaitingWelcome(_))
+            && !Frames::new(payload)
+                .map_while(Result::ok)
+                .any(|frame| matches!(frame, Frame::Welcome { .. }))
+        {
+            return;
+        }
         let frames = Frames::new(payload).map_while(Result::ok);
         self.stats.packets_received += 1;
         self.stats.bytes_received += size as u64;

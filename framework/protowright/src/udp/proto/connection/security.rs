@@ -103,11 +103,16 @@ impl Connection {
         if matches!(self.state, State::Drained) {
             return;
         }
-        match self.security.protection.open(datagram, scratch) {
+        let mut learned = None;
+        let opened = self
+            .security
+            .protection
+            .open(datagram, scratch, &mut learned);
+        if let Some(key) = learned {
+            self.security.peer_key = Some(key);
+        }
+        match opened {
             Ok(opened) => {
-                if let Some(key) = opened.server_key {
-                    self.security.peer_key = Some(key);
-                }
                 self.handle_packet(now, opened.number, opened.frames, datagram.len());
             }
             Err(OpenError::Replayed(_)) => {
@@ -155,7 +160,11 @@ impl Connection {
 
     /// Seals `frames` as this side's next data packet, whatever they say:
     /// for tests and fuzzing that play a peer holding the real keys.
-    pub(crate) fn seal_frames(&mut self, frames: &[u8], buf: &mut Vec<u8>) -> usize {
+    pub(crate) fn seal_frames(&mut self, frames: &[u8], buf: &mut Vec<u8>) -> Option<usize> {
+        if matches!(self.security.protection, Protection::Client { .. }) {
+            // No keys yet: nothing can be sealed.
+            return None;
+        }
         let start = buf.len();
         let number = self.recovery.next_number(&mut self.security.skips);
         let header_end = self
@@ -166,7 +175,7 @@ impl Connection {
         self.security
             .protection
             .finish_packet(buf, start, header_end, number);
-        buf.len() - start
+        Some(buf.len() - start)
     }
 
     /// The packet numbers this side skipped on purpose, recently.

@@ -138,6 +138,14 @@ impl StaticKey {
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let mut file = options.open(path).map_err(io_error)?;
+        // The mode applies only to a new file: an existing one is made
+        // private too before the secret goes in.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .map_err(io_error)?;
+        }
         io::Write::write_all(&mut file, text.as_bytes()).map_err(io_error)
     }
 

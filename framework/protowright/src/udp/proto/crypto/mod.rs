@@ -59,10 +59,15 @@ pub struct Security {
     pub connect_tokens: Option<TokenPolicy>,
     /// For a client: the connect token to present. Default none.
     pub connect_token: Option<ConnectToken>,
-    /// The AEAD that seals packets. Default AES-256-GCM.
+    /// For a client: the AEAD that seals the connection's packets, which
+    /// the server adopts (both are strong; the handshake covers the
+    /// choice). A server's own setting is not consulted. Default
+    /// AES-256-GCM.
     pub cipher: Cipher,
     /// Packet numbers between key updates. Default 2^22 (about 4 million
-    /// packets), well inside AES-GCM's limits; at least 1,024.
+    /// packets), inside AES-GCM's limits; from 1,024 to 2^23. A client
+    /// offers its value in the handshake (covered by it) and both sides use
+    /// it; a server refuses one outside the range.
     pub key_update_packets: u64,
     /// **Debugging only: sends and accepts packets in plaintext**, readable
     /// and forgeable by anyone on the path. A client with this flag
@@ -116,6 +121,7 @@ pub(crate) struct SecurityStart {
     /// `Initial`s.
     pub(crate) hello_security: u8,
     pub(crate) hello_cipher: u8,
+    pub(crate) hello_key_update: u64,
     pub(crate) hello_handshake: Vec<u8>,
     /// Seeds the connection's random packet-number skips.
     pub(crate) skip_seed: u64,
@@ -123,3 +129,6 @@ pub(crate) struct SecurityStart {
 
 /// The smallest key update interval a configuration may set.
 pub(crate) const MIN_KEY_UPDATE_PACKETS: u64 = 1024;
+
+/// The largest: RFC 9001's confidentiality limit for AES-GCM.
+pub(crate) const MAX_KEY_UPDATE_PACKETS: u64 = 1 << 23;

@@ -29,6 +29,12 @@ pub(crate) enum Protection {
     },
 }
 
+/// What opening a packet learned besides its frames: the server's key,
+/// when the packet finished a client's handshake (kept even if the rest
+/// of that packet then fails to open, since the handshake itself proved
+/// the key).
+pub(crate) type Learned = Option<PublicKey>;
+
 impl std::fmt::Debug for Protection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -60,9 +66,6 @@ pub(crate) enum OpenError {
 pub(crate) struct Opened<'a> {
     pub(crate) number: u64,
     pub(crate) frames: &'a [u8],
-    /// The server's static key, when this packet finished a client's
-    /// handshake.
-    pub(crate) server_key: Option<PublicKey>,
 }
 
 impl Protection {
@@ -136,22 +139,18 @@ impl Protection {
         &mut self,
         datagram: &'a [u8],
         scratch: &'a mut Vec<u8>,
+        learned: &mut Learned,
     ) -> Result<Opened<'a>, OpenError> {
         if let Self::Plaintext = self {
             let packet = packet::unseal(datagram)
                 .and_then(Packet::decode)
                 .map_err(|_| OpenError::Malformed)?;
             return match packet {
-                Packet::Data { number, frames, .. } => Ok(Opened {
-                    number,
-                    frames,
-                    server_key: None,
-                }),
+                Packet::Data { number, frames, .. } => Ok(Opened { number, frames }),
                 _ => Err(OpenError::Malformed),
             };
         }
         let header = packet::decode_protected(datagram).map_err(|_| OpenError::Malformed)?;
-        let mut server_key = None;
         if let Self::Client {
             handshake,
             cipher,
@@ -162,7 +161,7 @@ impl Protection {
             let finished = handshake
                 .finish(answer)
                 .map_err(|_| OpenError::Unauthentic)?;
-            server_key = finished.peer_key;
+            *learned = finished.peer_key;
             *self = Self::Keys {
                 keys: Box::new(PacketKeys::new(
                     *cipher,
@@ -196,7 +195,6 @@ impl Protection {
         Ok(Opened {
             number: header.number,
             frames: &scratch[..len],
-            server_key,
         })
     }
 }

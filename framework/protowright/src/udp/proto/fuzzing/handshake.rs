@@ -196,6 +196,7 @@ fn forge_initial(pair: &mut Pair, op: u8, input: &mut Input<'_>) {
     let max_message = input.u64();
     let security = input.byte();
     let cipher = input.byte();
+    let key_update = input.u64();
     let handshake = input.chunk();
     let mut hello = Hello {
         schema_hash,
@@ -204,6 +205,7 @@ fn forge_initial(pair: &mut Pair, op: u8, input: &mut Input<'_>) {
         cookie: &[],
         security,
         cipher,
+        key_update,
         handshake,
     };
     let issued;

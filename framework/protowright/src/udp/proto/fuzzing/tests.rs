@@ -254,6 +254,7 @@ fn packet_seeds() -> Vec<Seed> {
         cookie: &[],
         security: 2,
         cipher: 1,
+        key_update: 1 << 22,
         handshake: &[0x42; 32],
     };
     let mut initial = Vec::new();

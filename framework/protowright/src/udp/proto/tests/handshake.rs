@@ -78,6 +78,7 @@ fn initial(version: u8, cookie: &[u8], padded: bool) -> Vec<u8> {
         cookie,
         security: 2,
         cipher: 1,
+        key_update: 1 << 22,
         handshake: &[0x42; 32],
     };
     if padded {
@@ -90,6 +91,7 @@ fn initial(version: u8, cookie: &[u8], padded: bool) -> Vec<u8> {
         datagram.put_blob(hello.cookie);
         datagram.push(hello.security);
         datagram.push(hello.cipher);
+        datagram.put_varint(hello.key_update);
         datagram.put_blob(hello.handshake);
     }
     datagram[0] = version;

@@ -169,6 +169,20 @@ fn connect_tokens_admit_only_valid_unexpired_tokens_for_this_server() {
 }
 
 #[test]
+fn a_connect_token_is_never_sent_to_a_server_whose_key_is_not_pinned() {
+    let key = ConnectTokenKey::from_bytes([5; 32]);
+    let addr: SocketAddr = "10.0.0.2:6000".parse().expect("address");
+    let mut client = Config::default();
+    client.security.connect_token = Some(key.issue_with_nonce(addr, 1, SECOND, [1; 12]));
+    let mut world = World::new(client, Faults::none(), 60);
+    let error = world
+        .client
+        .connect(world.now, addr)
+        .expect_err("refused before anything is sent");
+    assert!(error.to_string().contains("pinned"), "{error}");
+}
+
+#[test]
 fn plaintext_runs_only_when_both_sides_ask_for_it() {
     let mut plaintext = Config::default();
     plaintext.security.insecure_plaintext_for_debugging = true;
@@ -399,8 +413,10 @@ fn an_ack_of_a_skipped_packet_number_closes_the_connection() {
 }
 
 #[test]
-fn keys_update_by_the_configured_count_and_data_keeps_flowing() {
-    let config = Config {
+fn keys_update_by_the_client_s_count_and_data_keeps_flowing() {
+    // The server keeps the default interval: the client's, carried in the
+    // handshake, is the one both use.
+    let client = Config {
         mtu_discovery: false,
         security: crate::udp::proto::crypto::Security {
             key_update_packets: 1024,
@@ -408,7 +424,13 @@ fn keys_update_by_the_configured_count_and_data_keeps_flowing() {
         },
         ..Config::default()
     };
-    let mut world = connected_world(config, Faults::none(), 52);
+    let server = Config {
+        mtu_discovery: false,
+        ..Config::default()
+    };
+    let mut world = world_with(client, server, 52);
+    world.connect();
+    assert!(world.run_until(SECOND, |w| w.connected()));
     let client = world.client_conn.expect("client");
     for id in 0..40 {
         world
@@ -446,6 +468,7 @@ fn spoofed_hellos_from_many_sources_leave_no_state_and_a_real_client_still_conne
         cookie: &[],
         security: 2,
         cipher: 1,
+        key_update: 1 << 22,
         handshake: &[0x42; 32],
     };
     const SPOOFED: u32 = 20_000;
@@ -471,4 +494,41 @@ fn spoofed_hellos_from_many_sources_leave_no_state_and_a_real_client_still_conne
     );
     world.connect();
     assert!(world.run_until(5 * SECOND, |w| w.connected()));
+}
+
+#[test]
+fn a_recorded_initial_replayed_after_its_connection_ended_is_dropped() {
+    let server = keyed(3);
+    let mut world = world_with(pinning(&server), server, 61);
+    world.captured = Some(Vec::new());
+    let client = world.connect();
+    assert!(world.run_until(SECOND, |w| w.connected()));
+    let initials: Vec<Vec<u8>> = world
+        .captured
+        .take()
+        .expect("captured")
+        .into_iter()
+        .filter(|(to, datagram)| *to == End::Server && datagram.get(1) == Some(&0))
+        .map(|(_, datagram)| datagram)
+        .collect();
+    assert!(!initials.is_empty());
+    // The connection ends and both sides forget it.
+    world.client.close(client, world.now, 0, "bye");
+    assert!(world.run_until(5 * SECOND, |w| w.server.connection_count() == 0));
+    let connected_before = world.server_events.len();
+    let dropped_before = world.server.stats().forged_dropped;
+    for datagram in &initials {
+        world
+            .server
+            .handle_datagram(world.now, world.client_addr, datagram);
+    }
+    world.run_until(SECOND, |_| false);
+    assert_eq!(world.server.connection_count(), 0);
+    assert_eq!(
+        world.server_events.len(),
+        connected_before,
+        "{:?}",
+        world.server_events
+    );
+    assert!(world.server.stats().forged_dropped > dropped_before);
 }
