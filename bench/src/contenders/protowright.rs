@@ -58,6 +58,9 @@ impl Variant {
             max_connections_per_address: 20_000,
             stateless_rate: 1_000_000,
             stateless_burst: 100_000,
+            // conns10k starts 10,000 handshakes at once on one thread; the
+            // last are answered after the default 10 s.
+            handshake_timeout: Duration::from_secs(60),
             ..udp::Config::default()
         };
         config.security.insecure_plaintext_for_debugging = self == Self::UdpPlaintext;
