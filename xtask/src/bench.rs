@@ -278,6 +278,8 @@ const WORKLOADS: &[Workload] = &[
 pub(crate) struct Options {
     quick: bool,
     only: Option<String>,
+    /// Figures to leave out, by the same kind of pattern.
+    skip: Option<String>,
     json: Option<PathBuf>,
     runs: usize,
 }
@@ -287,6 +289,7 @@ impl Options {
         let mut options = Options {
             quick: false,
             only: None,
+            skip: None,
             json: None,
             runs: 3,
         };
@@ -294,6 +297,9 @@ impl Options {
         while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--quick" => options.quick = true,
+                "--skip" => {
+                    options.skip = Some(args.next().context("--skip takes a PATTERN")?.clone())
+                }
                 "--only" => {
                     options.only = Some(args.next().context("--only takes a PATTERN")?.clone())
                 }
@@ -309,7 +315,7 @@ impl Options {
                     }
                 }
                 other => bail!(
-                    "unknown bench option `{other}` (--quick, --only PATTERN, --json PATH, --runs N)"
+                    "unknown bench option `{other}` (--quick, --only PATTERN, --skip PATTERN, --json PATH, --runs N)"
                 ),
             }
         }
@@ -325,12 +331,14 @@ impl Options {
     }
 
     fn selects(&self, contender: &Contender, workload: &str) -> bool {
+        let matches = |p: &String| {
+            contender.name.contains(p.as_str())
+                || workload.contains(p.as_str())
+                || format!("{}/{workload}", contender.name).contains(p.as_str())
+        };
         contender.workloads.contains(&workload)
-            && self.only.as_ref().is_none_or(|p| {
-                contender.name.contains(p.as_str())
-                    || workload.contains(p.as_str())
-                    || format!("{}/{workload}", contender.name).contains(p.as_str())
-            })
+            && self.only.as_ref().is_none_or(matches)
+            && !self.skip.as_ref().is_some_and(matches)
     }
 }
 

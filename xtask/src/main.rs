@@ -6,7 +6,7 @@
 //!   (`cargo test --workspace --all-features`).
 //! - `codegen [--check]`: regenerates the runtime's checked-in wire types
 //!   from `proto/protowright/v1`, or checks that they are current.
-//! - `bench [--quick] [--only PATTERN] [--json PATH] [--runs N]`: measures
+//! - `bench [--quick] [--only PATTERN] [--skip PATTERN] [--json PATH] [--runs N]`: measures
 //!   protowright against its peers in one run (see `bench.rs`).
 //! - `sim [--seeds N] [--seed S] [--jobs J] [--trace-hash]`: the
 //!   simulation scenarios over many seeds in one (release) process, or one
@@ -36,7 +36,7 @@ commands:
   test [ARGS...]     run the whole test suite; ARGS go to `cargo test`
   codegen [--check]  regenerate framework/protowright/src/v1/generated.rs
                      (--check: fail if it is out of date instead)
-  bench [--quick] [--only PATTERN] [--json PATH] [--runs N]
+  bench [--quick] [--only PATTERN] [--skip PATTERN] [--json PATH] [--runs N]
                      protowright side by side with its peers, in one run
   sim [--seeds N] [--first S] [--jobs J]
                      the simulation scenarios over N seeds (default 1000)
