@@ -72,6 +72,9 @@ pub struct ConnectionStats {
     /// Packets dropped unread because they did not authenticate (forged,
     /// corrupted, or sealed with other keys) or did not decode.
     pub unauthentic_packets: u64,
+    /// On a server that requires connect tokens, the client id the
+    /// client's token admitted.
+    pub client_id: Option<u64>,
 }
 
 /// What the connection counts as it goes.
@@ -116,6 +119,7 @@ impl Connection {
             encrypted: self.security.protection.is_encrypted(),
             peer_key: self.security.peer_key,
             unauthentic_packets: self.security.unauthentic_packets,
+            client_id: self.security.client_id,
         }
     }
 }

@@ -74,6 +74,12 @@ impl ConnectTokenKey {
         Self { bytes }
     }
 
+    /// The key's 32 bytes, to store and to share between the backend and
+    /// its game servers (keep them as secret as a password).
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.bytes
+    }
+
     fn key(&self) -> LessSafeKey {
         LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &self.bytes).expect("32-byte key"))
     }

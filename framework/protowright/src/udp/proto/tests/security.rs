@@ -158,6 +158,7 @@ fn connect_tokens_admit_only_valid_unexpired_tokens_for_this_server() {
                 assert!(world.run_until(SECOND, |w| w.connected()), "{what}");
                 let server_side = world.connection(End::Server).expect("server");
                 assert_eq!(server_side.client_id(), Some(77), "{what}");
+                assert_eq!(server_side.stats().client_id, Some(77), "{what}");
             }
             Some(why) => {
                 let (reason, detail) = refusal(&mut world);
