@@ -41,6 +41,19 @@ fn pinning(server: &Config) -> Config {
     config
 }
 
+/// What an attacker on the path recorded toward the server since
+/// `world.captured` was set; recording stops.
+fn recorded_to_server(world: &mut World) -> Vec<Vec<u8>> {
+    world
+        .captured
+        .take()
+        .expect("recording")
+        .into_iter()
+        .filter(|(to, _)| *to == End::Server)
+        .map(|(_, datagram)| datagram)
+        .collect()
+}
+
 /// The refusal that ended the client's attempt.
 fn refusal(world: &mut World) -> (RefuseReason, String) {
     assert!(world.run_until(5 * SECOND, |w| !w.client_events.is_empty()));
@@ -210,14 +223,7 @@ fn altered_and_forged_packets_are_dropped_counted_and_change_nothing() {
         .send(client, Lane::ReliableOrdered, 0, payload(1, 200))
         .expect("send");
     assert!(world.run_until(SECOND, |w| w.server_received.len() == 1));
-    let genuine: Vec<Vec<u8>> = world
-        .captured
-        .take()
-        .expect("captured")
-        .into_iter()
-        .filter(|(to, _)| *to == End::Server)
-        .map(|(_, datagram)| datagram)
-        .collect();
+    let genuine = recorded_to_server(&mut world);
     let before = world.connection(End::Server).expect("server").stats();
     let mut injected = 0;
     for datagram in &genuine {
@@ -280,14 +286,7 @@ fn a_replayed_packet_is_dropped_and_its_message_not_delivered_twice() {
             .expect("send");
     }
     assert!(world.run_until(SECOND, |w| w.server_received.len() == 5));
-    let recorded: Vec<Vec<u8>> = world
-        .captured
-        .take()
-        .expect("captured")
-        .into_iter()
-        .filter(|(to, _)| *to == End::Server)
-        .map(|(_, datagram)| datagram)
-        .collect();
+    let recorded = recorded_to_server(&mut world);
     let before = world.connection(End::Server).expect("server").stats();
     for datagram in &recorded {
         world
@@ -504,13 +503,9 @@ fn a_recorded_initial_replayed_after_its_connection_ended_is_dropped() {
     world.captured = Some(Vec::new());
     let client = world.connect();
     assert!(world.run_until(SECOND, |w| w.connected()));
-    let initials: Vec<Vec<u8>> = world
-        .captured
-        .take()
-        .expect("captured")
+    let initials: Vec<Vec<u8>> = recorded_to_server(&mut world)
         .into_iter()
-        .filter(|(to, datagram)| *to == End::Server && datagram.get(1) == Some(&0))
-        .map(|(_, datagram)| datagram)
+        .filter(|datagram| datagram.get(1) == Some(&0))
         .collect();
     assert!(!initials.is_empty());
     // The connection ends and both sides forget it.
