@@ -443,11 +443,16 @@ impl Receiver {
     fn ledger(&mut self, max_data: u64) -> Ledger<'_> {
         Ledger {
             reserved: &mut self.reliable_reserved,
-            budget: self.limits.window + self.limits.max_message,
+            // What a peer within flow control can make this side reserve:
+            // the window with its one message's charge (the flow window),
+            // plus the rest of one message sent up to the limit, with its
+            // own charge. Partials reserve their length and the charge.
+            budget: self.limits.window + self.limits.max_message + 2 * MESSAGE_OVERHEAD,
             data_received: &mut self.data_received,
             limit: max_data,
             duplicates: &mut self.duplicate_fragments,
             refused: &mut self.refused_fragments,
+            refused_now: &mut self.refused,
             undelivered: &mut self.undelivered,
             account: &mut self.account,
         }
@@ -748,6 +753,8 @@ struct Ledger<'a> {
     limit: u64,
     duplicates: &'a mut u64,
     refused: &'a mut u64,
+    /// Set when a fragment is refused: its packet must go unacknowledged.
+    refused_now: &'a mut bool,
     undelivered: &'a mut usize,
     account: &'a mut Account,
 }
@@ -804,6 +811,7 @@ impl Ledger<'_> {
         }
         if partial.would_scatter(fragment) {
             *self.refused += 1;
+            *self.refused_now = true;
             return Ok(None);
         }
         let (fresh, grown) = partial.fill(fragment);
