@@ -115,9 +115,10 @@ pub(super) async fn serve(
     match workload {
         Workload::Msgs64 => {
             let mut meter = Meter::default();
+            let mut messages = connection.messages::<Stream>();
             // The client closes after its last message: every message is
             // read before the end is seen.
-            while let Some(Stream { body: Some(_) }) = connection.recv().await? {
+            while let Some(Stream { body: Some(_) }) = messages.next().await? {
                 meter.add(1);
             }
             meter.finish();
@@ -125,9 +126,10 @@ pub(super) async fn serve(
         }
         Workload::Bulk => {
             let mut received = Received::default();
+            let mut messages = connection.messages::<Stream>();
             while let Some(Stream {
                 body: Some(stream::Body::Payload(payload)),
-            }) = connection.recv().await?
+            }) = messages.next().await?
             {
                 received.add(&payload.data);
             }

@@ -69,7 +69,7 @@ pub mod udp;
 pub mod v1;
 
 pub use client::{Backoff, Client, ClientConfig, ClientStats, ConnectionState, RetryPolicy};
-pub use connection::{Connection, ConnectionStats};
+pub use connection::{Connection, ConnectionStats, Messages};
 pub use error::{ConnectionError, Error, RecvError, SendError};
 pub use schema::{Delivery, MAX_CHANNELS, MessageInfo, Method, Outgoing, Protocol, Route};
 pub use server::{Incoming, Server, ServerConfig, ServerHandle, ServerStats};

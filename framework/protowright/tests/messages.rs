@@ -221,6 +221,43 @@ async fn a_receiver_that_does_not_read_makes_send_wait_until_it_does() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_message_stream_takes_batches_within_the_bound_and_loses_nothing() {
+    let (client, server) = connect(small_queues());
+    let probe = ProbeClient::new(client.clone());
+    let sender = tokio::spawn({
+        let client = client.clone();
+        async move {
+            for seq in 0..200 {
+                client
+                    .send(Stream::OrderedA.message(seq, 100))
+                    .await
+                    .unwrap();
+                if seq % 50 == 0 {
+                    // Calls travel between the messages, answered in turn.
+                    assert_eq!(probe.echo(payload(seq, 4)).await, Ok(payload(seq, 4)));
+                }
+            }
+            client.close();
+        }
+    });
+    let mut messages = server.messages::<Traffic>();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        server.stats().session.inbox_depth,
+        4,
+        "before the stream takes any, the inbox holds its bound"
+    );
+    for expected in 0..200 {
+        let message = messages.next().await.unwrap().expect("a message");
+        let (stream, seq, intact) = Stream::read(&message).unwrap();
+        assert!(intact);
+        assert_eq!((stream, seq), (Stream::OrderedA, expected));
+    }
+    assert_eq!(messages.next().await, Ok(None));
+    sender.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
 async fn try_send_says_full_instead_of_waiting() {
     let (client, server) = connect(small_queues());
     let mut accepted = 0;

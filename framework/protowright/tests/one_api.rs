@@ -283,6 +283,31 @@ async fn recv_ends_with_none_after_a_clean_close(transport: Transport) {
     assert_eq!(served.handle.stats().failed, 0);
 }
 
+async fn the_message_stream_reads_in_order_then_ends_with_none(transport: Transport) {
+    let mut served = Served::start(transport, ServerConfig::default()).await;
+    let client = Client::connect(Tokio, transport, served.addr, ClientConfig::default())
+        .await
+        .unwrap();
+    let theirs = served.next_connection().await;
+    let mine = client.connection().await.unwrap();
+    const MESSAGES: u64 = 3_000;
+    let sender = tokio::spawn(async move {
+        for seq in 0..MESSAGES {
+            mine.send(Stream::OrderedA.message(seq, 40)).await.unwrap();
+        }
+        client.close();
+    });
+    let mut messages = theirs.messages::<Traffic>();
+    for expected in 0..MESSAGES {
+        let message = messages.next().await.unwrap().expect("a message");
+        let (stream, seq, intact) = Stream::read(&message).expect("a numbered message");
+        assert!(intact, "message {seq} arrived corrupted");
+        assert_eq!((stream, seq), (Stream::OrderedA, expected));
+    }
+    assert_eq!(messages.next().await, Ok(None));
+    sender.await.unwrap();
+}
+
 /// Connects a client on a runtime of its own that sends one message and
 /// then freezes (its thread blocks) until `thaw` is dropped: a peer that
 /// fell silent without closing anything.
@@ -338,4 +363,5 @@ on_both_transports!(
     a_receiver_that_does_not_read_stops_the_sender,
     recv_ends_with_none_after_a_clean_close,
     recv_reports_a_failed_connection_as_closed,
+    the_message_stream_reads_in_order_then_ends_with_none,
 );

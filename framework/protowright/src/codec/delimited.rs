@@ -70,6 +70,17 @@ impl Delimited {
     /// grows it as bytes arrive, so memory follows what arrived, not what
     /// was announced.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
+        let Some(len) = self.next_len(buf)? else {
+            return Ok(None);
+        };
+        Ok(Some(buf.split_to(len).freeze()))
+    }
+
+    /// The length of the next frame once it is all in `buf`, its length
+    /// prefix consumed (the frame is then `buf[..len]`, for the caller to
+    /// take); `None` until then. [`decode`](Self::decode) is this plus
+    /// splitting the frame off.
+    pub fn next_len(&mut self, buf: &mut BytesMut) -> Result<Option<usize>, FrameError> {
         let len = match self.state {
             DecodeState::Data(len) => len,
             DecodeState::Head => match self.decode_head(buf)? {
@@ -85,7 +96,7 @@ impl Delimited {
             return Ok(None);
         }
         self.state = DecodeState::Head;
-        Ok(Some(buf.split_to(len).freeze()))
+        Ok(Some(len))
     }
 
     /// Checks that a stream which ended left no partial frame behind.

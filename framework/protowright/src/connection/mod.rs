@@ -9,6 +9,7 @@
 //! options give it. The operations, their errors and their backpressure
 //! are the same on both.
 
+mod messages;
 mod stats;
 
 use std::net::SocketAddr;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use prost::Message as _;
 
+pub use messages::Messages;
 pub use stats::ConnectionStats;
 
 use crate::error::{ConnectionError, RecvError, SendError};
@@ -172,10 +174,14 @@ impl Connection {
     /// `max_size` or the connection's limit (nothing is sent), and
     /// [`SendError::Closed`] once the connection has ended.
     pub async fn send<M: Outgoing>(&self, message: M) -> Result<(), SendError> {
-        let (route, body) = self.encode(message)?;
+        let (route, root, len) = self.checked_root(message)?;
         match &self.inner.path {
-            Path::Session { .. } => self.inner.session.send_message(body, route.name).await,
+            Path::Session { .. } => {
+                let session = &self.inner.session;
+                session.send_message(&root, len, route.name).await
+            }
             Path::Udp(raw) => {
+                let body = Bytes::from(root.encode_to_vec());
                 let result = raw.send(route.delivery, route.channel, body).await;
                 result.map_err(|error| self.udp_send_error(error, route))
             }
@@ -185,18 +191,25 @@ impl Connection {
     /// Like [`send`](Self::send), but never waits: a full queue fails at
     /// once with [`SendError::Full`].
     pub fn try_send<M: Outgoing>(&self, message: M) -> Result<(), SendError> {
-        let (route, body) = self.encode(message)?;
+        let (route, root, len) = self.checked_root(message)?;
         match &self.inner.path {
-            Path::Session { .. } => self.inner.session.try_send_message(body, route.name),
+            Path::Session { .. } => self.inner.session.try_send_message(&root, len, route.name),
             Path::Udp(raw) => raw
-                .try_send(route.delivery, route.channel, body)
+                .try_send(
+                    route.delivery,
+                    route.channel,
+                    Bytes::from(root.encode_to_vec()),
+                )
                 .map_err(|error| self.udp_send_error(error, route)),
         }
     }
 
-    /// Encodes `message` in its protocol root, refusing it when it breaks
-    /// its schema's `max_size`.
-    fn encode<M: Outgoing>(&self, message: M) -> Result<(Route, Bytes), SendError> {
+    /// The protocol root holding `message` and its encoded length, refused
+    /// when it breaks its schema's `max_size`.
+    fn checked_root<M: Outgoing>(
+        &self,
+        message: M,
+    ) -> Result<(Route, M::Protocol, usize), SendError> {
         let route = message.route();
         let root = message.into_root();
         let len = root.encoded_len();
@@ -210,7 +223,7 @@ impl Connection {
                 max: max as usize,
             });
         }
-        Ok((route, Bytes::from(root.encode_to_vec())))
+        Ok((route, root, len))
     }
 
     fn udp_send_error(&self, error: udp::Error, route: Route) -> SendError {
@@ -269,13 +282,37 @@ impl Connection {
                 Err(error) => return self.udp_end(error),
             },
         };
-        P::decode(body)
-            .map(Some)
-            .map_err(|source| RecvError::Decode {
-                peer: self.peer().to_owned(),
-                protocol: std::any::type_name::<P>(),
-                source,
-            })
+        self.decode_root(body).map(Some)
+    }
+
+    /// The protocol root's messages as a stream this task owns: like
+    /// [`recv`](Self::recv) in a loop, but it takes every message waiting
+    /// at once, so a message costs no lock of its own. The choice for a
+    /// task that reads a connection's messages as fast as they come.
+    ///
+    /// ```no_run
+    /// # async fn run(connection: protowright::Connection) -> Result<(), protowright::RecvError> {
+    /// # use protowright::v1::Status as Chat; // any protocol root
+    /// let mut messages = connection.messages::<Chat>();
+    /// while let Some(message) = messages.next().await? {
+    ///     println!("{message:?}");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// Messages it has taken are its own: a `recv` on another handle of the
+    /// connection gets those after them.
+    pub fn messages<P: Protocol>(&self) -> Messages<P> {
+        Messages::new(self.clone())
+    }
+
+    /// Decodes a received body as the protocol root `P`.
+    fn decode_root<P: Protocol>(&self, body: Bytes) -> Result<P, RecvError> {
+        P::decode(body).map_err(|source| RecvError::Decode {
+            peer: self.peer().to_owned(),
+            protocol: std::any::type_name::<P>(),
+            source,
+        })
     }
 
     fn session_end<P>(&self) -> Result<Option<P>, RecvError> {

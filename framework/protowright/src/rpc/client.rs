@@ -7,6 +7,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::outbox::MessageFrame;
 use super::shared::Shared;
 use super::wire;
 use super::{CallOptions, Channel, Stats, Status};
@@ -98,29 +99,32 @@ impl Client {
         self.shared.enqueue(wire::one_way(method.id, request)).await
     }
 
-    /// Sends a protocol message (`body`: the encoding of the protocol root
-    /// holding a `message`), waiting while the outgoing queue is full.
-    pub(crate) async fn send_message(
+    /// Sends a protocol message (`root`: the protocol root holding a
+    /// `message`, `len` its encoded length), waiting while the outgoing
+    /// queue is full. The root is encoded straight into the queue.
+    pub(crate) async fn send_message<M: prost::Message>(
         &self,
-        body: Bytes,
+        root: &M,
+        len: usize,
         message: &'static str,
     ) -> Result<(), SendError> {
         self.shared
             .outbox
-            .push_wait(wire::message(body))
+            .push_wait(&MessageFrame::new(root, len))
             .await
             .map_err(|refused| self.shared.message_refusal(refused, message))
     }
 
     /// Sends a protocol message only if the outgoing queue has room now.
-    pub(crate) fn try_send_message(
+    pub(crate) fn try_send_message<M: prost::Message>(
         &self,
-        body: Bytes,
+        root: &M,
+        len: usize,
         message: &'static str,
     ) -> Result<(), SendError> {
         self.shared
             .outbox
-            .push(wire::message(body))
+            .push(&MessageFrame::new(root, len))
             .map_err(|refused| self.shared.message_refusal(refused, message))
     }
 
@@ -134,6 +138,16 @@ impl Client {
     /// `None` once the session has ended and every message was taken.
     pub(crate) async fn recv_message(&self) -> Option<Bytes> {
         self.shared.inbox.pop().await
+    }
+
+    /// Takes every protocol message waiting, into `batch` (empty), waiting
+    /// for one; `false` once the session has ended and every message was
+    /// taken.
+    pub(crate) async fn recv_messages(
+        &self,
+        batch: &mut std::collections::VecDeque<Bytes>,
+    ) -> bool {
+        self.shared.inbox.pop_all(batch).await
     }
 
     /// Waits until the session has ended, and says why: `Ok(())` when it

@@ -10,6 +10,7 @@
 //! reason and every running handler is stopped; when the peer broke the
 //! protocol, it is first told why with a GOAWAY.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -331,16 +332,26 @@ impl<S: Service> Driver<S> {
 
     async fn read_loop<R: LinkReader>(&self, mut reader: R) -> Result<(), ConnectionError> {
         let mut frames = Vec::new();
+        let mut messages = VecDeque::new();
         loop {
             if !reader.read(&mut frames, &self.shared.meter()).await? {
                 return Ok(());
             }
             // Everything that arrived is handled before the next read;
-            // one-way messages are handed over as one batch.
+            // one-way messages are handed over as one batch, and so are the
+            // protocol messages between other envelopes (order kept).
             let count = frames.len() as u64;
             let mut traffic = false;
             let mut one_ways = Vec::new();
             for frame in frames.drain(..) {
+                let frame = match wire::message_body(frame) {
+                    Ok(body) => {
+                        messages.push_back(body);
+                        traffic = true;
+                        continue;
+                    }
+                    Err(frame) => frame,
+                };
                 let envelope =
                     decode_envelope(frame).map_err(|source| ConnectionError::Decode {
                         peer: self.shared.peer().to_owned(),
@@ -349,10 +360,14 @@ impl<S: Service> Driver<S> {
                 traffic |= is_traffic(envelope.kind);
                 match Kind::try_from(envelope.kind) {
                     Ok(Kind::OneWay) => one_ways.push((envelope.method, envelope.body)),
-                    Ok(Kind::Message) => self.on_message(envelope.body).await,
-                    _ => self.on_envelope(envelope).await?,
+                    Ok(Kind::Message) => messages.push_back(envelope.body),
+                    _ => {
+                        self.on_messages(&mut messages).await;
+                        self.on_envelope(envelope).await?;
+                    }
                 }
             }
+            self.on_messages(&mut messages).await;
             Counters::add(&self.shared.counters.messages_in, count);
             if traffic {
                 self.shared.activity.mark(Moment::Traffic);
@@ -417,26 +432,32 @@ impl<S: Service> Driver<S> {
         Ok(())
     }
 
-    /// Hands a protocol message to the application's inbox. When the inbox
-    /// is full, reading pauses until the application takes one: backpressure
-    /// on the sender, never a dropped message.
-    async fn on_message(&self, body: Bytes) {
-        let Err(body) = self.shared.inbox.try_push(body) else {
+    /// Hands protocol messages to the application's inbox, all of them
+    /// under one lock when they fit. When the inbox is full, reading
+    /// pauses until the application takes some: backpressure on the
+    /// sender, never a dropped message.
+    async fn on_messages(&self, messages: &mut VecDeque<Bytes>) {
+        if messages.is_empty() {
             return;
-        };
-        if self.shared.inbox.first_time_full() {
+        }
+        let inbox = &self.shared.inbox;
+        inbox.try_push_all(messages);
+        if messages.is_empty() {
+            return;
+        }
+        if inbox.first_time_full() {
             // The usual cause is an application that never reads this
             // connection's messages: then calls behind them stall too, and
             // only a deadline says so. Say it once, where it starts.
             tracing::warn!(
                 peer = self.shared.peer(),
-                unread = self.shared.inbox.len(),
+                unread = inbox.len(),
                 "received messages fill the inbox: nothing is calling recv() on this connection; \
                  reading from the peer pauses until something does"
             );
         }
         self.shared.activity.pause_reads(true);
-        self.shared.inbox.push(body).await;
+        inbox.push_all(messages).await;
         self.shared.activity.pause_reads(false);
     }
 

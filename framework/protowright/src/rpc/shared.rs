@@ -283,7 +283,7 @@ impl Shared {
     pub(super) fn message_refusal(&self, refused: Refused, message: &'static str) -> SendError {
         let peer = self.peer.clone();
         match refused {
-            Refused::Full(_) => SendError::Full { peer },
+            Refused::Full => SendError::Full { peer },
             Refused::Closed => SendError::Closed {
                 peer,
                 reason: self.unavailable().message().to_owned(),
@@ -303,7 +303,7 @@ impl Shared {
     /// `RESOURCE_EXHAUSTED`, so nothing a peer would reject is ever sent.
     pub(super) async fn enqueue(&self, envelope: Envelope) -> Result<(), Status> {
         self.outbox
-            .push_wait(envelope)
+            .push_wait(&envelope)
             .await
             .map_err(|refused| self.refusal(refused))
     }
@@ -312,14 +312,14 @@ impl Shared {
     /// `RESOURCE_EXHAUSTED`.
     pub(super) fn try_enqueue(&self, envelope: Envelope) -> Result<(), Status> {
         self.outbox
-            .push(envelope)
+            .push(&envelope)
             .map_err(|refused| self.refusal(refused))
     }
 
     /// The status for an envelope the outbox refused.
     pub(super) fn refusal(&self, refused: Refused) -> Status {
         match refused {
-            Refused::Full(_) => Status::resource_exhausted(format!(
+            Refused::Full => Status::resource_exhausted(format!(
                 "the outgoing queue to {} is full ({} envelopes or {} bytes)",
                 self.peer, self.config.outgoing_queue, self.config.outgoing_bytes
             )),
