@@ -5,7 +5,11 @@
 //! JSON. `contender NAME client WORKLOAD AMOUNT ADDR` drives the workload
 //! and prints what the client measures as JSON. The harness merges the two. Each
 //! process runs one single-threaded tokio runtime, so `cargo xtask bench`
-//! can pin a server and a client to different cores.
+//! can pin a server and a client to different cores. The contender runs in
+//! a task spawned on that runtime, not as the future `block_on` polls
+//! itself: that is how an application's connections run, and a `block_on`
+//! future is polled outside the scheduler (no cooperative budget, no LIFO
+//! slot), which would flatter or hurt contenders unevenly.
 
 mod contenders;
 mod report;
@@ -34,6 +38,10 @@ pub mod tonic_pb {
 pub enum Workload {
     /// One-way pipelined 64-byte messages; messages/s at the receiver.
     Msgs64,
+    /// One-way 64-byte messages sent unreliably (datagrams) for a fixed
+    /// time; messages/s decoded at the receiver, and the share of those sent
+    /// that arrived.
+    Msgs64Unreliable,
     /// 64-byte request/response; round-trip percentiles at the client.
     Rtt64,
     /// A large transfer in 64 KiB chunks; goodput, verified by checksum.
@@ -47,10 +55,13 @@ impl Workload {
     fn parse(name: &str) -> anyhow::Result<Self> {
         Ok(match name {
             "msgs64" => Self::Msgs64,
+            "msgs64-unreliable" => Self::Msgs64Unreliable,
             "rtt64" => Self::Rtt64,
             "bulk" => Self::Bulk,
             "conns10k" => Self::Conns10k,
-            other => bail!("unknown workload `{other}` (msgs64, rtt64, bulk, conns10k, sim-seeds)"),
+            other => bail!(
+                "unknown workload `{other}` (msgs64, msgs64-unreliable, rtt64, bulk, conns10k, sim-seeds)"
+            ),
         })
     }
 }
@@ -78,7 +89,9 @@ impl Amount {
             connections: 0,
         };
         match workload {
-            Workload::Msgs64 | Workload::Rtt64 => amount.duration = Duration::from_secs_f64(value),
+            Workload::Msgs64 | Workload::Msgs64Unreliable | Workload::Rtt64 => {
+                amount.duration = Duration::from_secs_f64(value)
+            }
             Workload::Bulk => amount.bytes = (value * 1024.0 * 1024.0) as u64,
             Workload::Conns10k => amount.connections = value as usize,
         }
@@ -105,19 +118,32 @@ fn main() -> anyhow::Result<()> {
         [name, role, workload, amount] if role == "server" => {
             let workload = Workload::parse(workload)?;
             let amount = Amount::parse(workload, amount)?;
-            runtime.block_on(contenders::serve(name, workload, amount))
+            let name = name.clone();
+            runtime.block_on(spawned(async move {
+                contenders::serve(&name, workload, amount).await
+            }))
         }
         [name, role, workload, amount, addr] if role == "client" => {
             let workload = Workload::parse(workload)?;
             let amount = Amount::parse(workload, amount)?;
             let addr: SocketAddr = addr.parse().context("ADDR")?;
-            runtime.block_on(contenders::drive(name, workload, amount, addr))
+            let name = name.clone();
+            runtime.block_on(spawned(async move {
+                contenders::drive(&name, workload, amount, addr).await
+            }))
         }
         _ => bail!(
             "usage: contender NAME server WORKLOAD AMOUNT | contender NAME client WORKLOAD AMOUNT ADDR\n\
-             AMOUNT: seconds (msgs64, rtt64, sim-seeds), MiB (bulk), connections (conns10k)\n\
+             AMOUNT: seconds (msgs64, msgs64-unreliable, rtt64, sim-seeds), MiB (bulk), connections (conns10k)\n\
              contenders: {}",
             contenders::NAMES.join(", ")
         ),
     }
+}
+
+/// Runs `side` as a task of the current runtime and waits for it.
+async fn spawned(
+    side: impl Future<Output = anyhow::Result<()>> + Send + 'static,
+) -> anyhow::Result<()> {
+    tokio::spawn(side).await.context("the contender's task")?
 }

@@ -34,6 +34,12 @@ pub enum Report {
         /// Their checksum.
         checksum: u64,
     },
+    /// Messages handed to an unreliable transport, for the harness to
+    /// compare with those that arrived.
+    SentMessages {
+        /// Messages sent.
+        messages: u64,
+    },
     /// Server memory per connection.
     Memory {
         /// Resident bytes gained per connection.
@@ -72,6 +78,9 @@ impl Report {
             }),
             Report::Sent { bytes, checksum } => {
                 serde_json::json!({ "sent_bytes": bytes, "sent_checksum": checksum })
+            }
+            Report::SentMessages { messages } => {
+                serde_json::json!({ "sent_messages": messages })
             }
             Report::Memory { bytes_per_conn } => {
                 serde_json::json!({ "bytes_per_conn": bytes_per_conn })

@@ -19,12 +19,15 @@ use serde_json::{Value, json};
 use crate::netem;
 
 /// A contender: whether it is ours, a peer, or the physical limit; the
-/// transport family it is compared within; and the workloads it runs.
+/// transport family it is compared within; the workloads it runs; and
+/// those of them where its figure is shown but measures something else
+/// than its row (so it is no one's "best peer" there).
 struct Contender {
     name: &'static str,
     kind: Kind,
     family: Family,
     workloads: &'static [&'static str],
+    shown_only: &'static [&'static str],
 }
 
 /// Contenders are compared with the peers and the limit of their family.
@@ -36,6 +39,16 @@ enum Family {
 }
 
 const ALL: &[&str] = &["msgs64", "rtt64", "bulk", "conns10k"];
+/// The loss rows the kernel's TCP joins (not the relay's: it relays UDP).
+const TCP_LOSS: &[&str] = &[
+    "msgs64",
+    "rtt64",
+    "bulk",
+    "conns10k",
+    "bulk-loss0",
+    "bulk-loss1",
+    "bulk-loss5",
+];
 const UDP_ALL: &[&str] = &[
     "msgs64",
     "rtt64",
@@ -70,55 +83,109 @@ const CONTENDERS: &[Contender] = &[
         name: "raw-tcp",
         kind: Kind::Limit,
         family: Family::Tcp,
-        workloads: ALL,
+        workloads: TCP_LOSS,
+        shown_only: &[],
     },
     Contender {
         name: "tokio-codec",
         kind: Kind::Peer,
         family: Family::Tcp,
         workloads: ALL,
+        shown_only: &[],
     },
     Contender {
         name: "protowright-tcp",
         kind: Kind::Ours,
         family: Family::Tcp,
         workloads: ALL,
+        shown_only: &[],
     },
     Contender {
         name: "tonic",
         kind: Kind::Peer,
         family: Family::Tcp,
         workloads: &["msgs64", "rtt64", "bulk"],
+        shown_only: &[],
     },
     Contender {
         name: "raw-udp",
         kind: Kind::Limit,
         family: Family::Udp,
-        workloads: &["msgs64", "rtt64"],
+        workloads: &["msgs64", "rtt64", "msgs64-unreliable"],
+        shown_only: &[],
     },
+    // quinn's msgs64 is unframed bytes / 64 on one stream: its bulk rate
+    // in 64-byte writes, not a message rate. quinn-framed is the peer there.
     Contender {
         name: "quinn",
         kind: Kind::Peer,
         family: Family::Udp,
         workloads: UDP_ALL,
+        shown_only: &["msgs64"],
     },
     Contender {
         name: "quinn-bbr",
         kind: Kind::Peer,
         family: Family::Udp,
         workloads: UDP_ALL,
+        shown_only: &["msgs64"],
+    },
+    // Length-prefixed prost messages on one stream, decoded one by one.
+    Contender {
+        name: "quinn-framed",
+        kind: Kind::Peer,
+        family: Family::Udp,
+        workloads: &["msgs64", "rtt64"],
+        shown_only: &[],
+    },
+    // One prost message per QUIC DATAGRAM frame.
+    Contender {
+        name: "quinn-datagram",
+        kind: Kind::Peer,
+        family: Family::Udp,
+        workloads: &["msgs64-unreliable"],
+        shown_only: &[],
+    },
+    // quinn-framed's messages and quinn's bulk, MTU discovery up to 16 KiB.
+    Contender {
+        name: "quinn-jumbo",
+        kind: Kind::Peer,
+        family: Family::Udp,
+        workloads: &[
+            "msgs64",
+            "rtt64",
+            "bulk",
+            "bulk-loss0",
+            "bulk-loss1",
+            "bulk-loss5",
+            "bulk-rtt20-loss1",
+        ],
+        shown_only: &[],
     },
     Contender {
         name: "kcp",
         kind: Kind::Peer,
         family: Family::Udp,
         workloads: UDP_NO_CONNS,
+        shown_only: &[],
     },
     Contender {
         name: "protowright-udp",
         kind: Kind::Ours,
         family: Family::Udp,
-        workloads: UDP_ALL,
+        workloads: &[
+            "msgs64",
+            "msgs64-unreliable",
+            "rtt64",
+            "bulk",
+            "conns10k",
+            "bulk-loss0",
+            "bulk-loss1",
+            "bulk-loss5",
+            "rtt64-loss5",
+            "bulk-rtt20-loss1",
+        ],
+        shown_only: &[],
     },
     // The same without encryption (the debugging flag): the cost of
     // encryption per row is protowright-udp's figure against this one.
@@ -128,18 +195,21 @@ const CONTENDERS: &[Contender] = &[
         family: Family::Udp,
         workloads: &[
             "msgs64",
+            "msgs64-unreliable",
             "rtt64",
             "bulk",
             "bulk-loss0",
             "bulk-loss5",
             "rtt64-loss5",
         ],
+        shown_only: &[],
     },
     Contender {
         name: "protowright-sim",
         kind: Kind::Ours,
         family: Family::Simulation,
         workloads: &["sim-seeds"],
+        shown_only: &[],
     },
 ];
 
@@ -180,6 +250,18 @@ const WORKLOADS: &[Workload] = &[
         amount: 3.0,
         quick: 1.0,
         base: "msgs64",
+        network: Network::Loopback,
+    },
+    // Seconds of sending unreliably; the share is of the messages sent.
+    Workload {
+        name: "msgs64-unreliable",
+        metrics: &[
+            ("msgs_per_s", "msg/s", Better::Higher),
+            ("received_share", "of sent", Better::Higher),
+        ],
+        amount: 3.0,
+        quick: 1.0,
+        base: "msgs64-unreliable",
         network: Network::Loopback,
     },
     // Seconds of round trips.
@@ -263,8 +345,12 @@ const WORKLOADS: &[Workload] = &[
     Workload {
         name: "bulk-rtt20-loss1",
         metrics: &[("mb_per_s", "MB/s", Better::Higher)],
-        amount: 16.0,
-        quick: 2.0,
+        // Long enough that slow start at 20 ms is a small part of it for
+        // the fast contenders (~15 MB/s: ~2 s, of which ramp-up is ~0.1
+        // s). quinn with CUBIC is held near the Mathis rate (~0.6 MB/s)
+        // and takes ~55 s a run; more would make the row too long.
+        amount: 32.0,
+        quick: 4.0,
         base: "bulk",
         network: Network::Relay {
             delay_ms: 10,
@@ -345,6 +431,11 @@ impl Options {
 /// One figure: every run's value.
 struct Figure {
     contender: &'static str,
+    /// What the contender said about how it ran (raw-tcp's congestion
+    /// control in the loss rows), shown beside its name.
+    label: Option<String>,
+    /// Shown, but measures something else than its row: no one's peer.
+    shown_only: bool,
     kind: Kind,
     family: Family,
     workload: &'static str,
@@ -381,6 +472,7 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<()> {
         eprintln!("note: taskset not found; server and client are not pinned to cores");
     }
     let namespaces = prepare_namespaces(options);
+    let tcp_congestion = kernel_congestion();
     let available = |workload: &Workload| match workload.network {
         Network::Lossy(percent) => namespaces.iter().any(|(p, _)| *p == percent),
         _ => true,
@@ -394,6 +486,8 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<()> {
             for &(metric, unit, better) in workload.metrics {
                 figures.push(Figure {
                     contender: contender.name,
+                    label: None,
+                    shown_only: contender.shown_only.contains(&workload.name),
                     kind: contender.kind,
                     family: contender.family,
                     workload: workload.name,
@@ -428,6 +522,7 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<()> {
                 let place = Place {
                     pinning,
                     namespace,
+                    tcp_congestion: namespace.map(|_| tcp_congestion.as_str()),
                     relay: match workload.network {
                         Network::Relay {
                             delay_ms,
@@ -458,6 +553,9 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<()> {
                             format!("{} reported no {}", contender.name, figure.metric)
                         })?;
                     figure.runs.push(value);
+                    if let Some(label) = result.get("tcp_congestion").and_then(Value::as_str) {
+                        figure.label = Some(label.to_owned());
+                    }
                 }
             }
         }
@@ -507,11 +605,31 @@ impl Drop for Started {
     }
 }
 
+/// The congestion control raw-tcp runs with in the loss rows: BBR where
+/// the kernel offers it (it does not take random loss for congestion, as
+/// the loss-tolerant UDP contenders do not), CUBIC otherwise, or whatever
+/// `PW_BENCH_TCP_CONGESTION` names when the harness is started with it.
+fn kernel_congestion() -> String {
+    if let Ok(name) = std::env::var("PW_BENCH_TCP_CONGESTION") {
+        return name;
+    }
+    let available = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_available_congestion_control")
+        .unwrap_or_default();
+    if available.split_whitespace().any(|name| name == "bbr") {
+        "bbr".to_owned()
+    } else {
+        "cubic".to_owned()
+    }
+}
+
 /// Where and how a run's processes start.
 struct Place<'a> {
     pinning: bool,
     /// Run both processes in this network namespace.
     namespace: Option<&'a str>,
+    /// The TCP congestion control for raw-tcp (`PW_BENCH_TCP_CONGESTION`);
+    /// other contenders ignore it.
+    tcp_congestion: Option<&'a str>,
     /// Put a relay with this delay each way and loss between them.
     relay: Option<(Duration, f64)>,
 }
@@ -527,6 +645,9 @@ fn command(binary: &Path, core: &str, place: &Place<'_>) -> Command {
     words.push(binary.into());
     let mut command = Command::new(&words[0]);
     command.args(&words[1..]);
+    if let Some(algorithm) = place.tcp_congestion {
+        command.env("PW_BENCH_TCP_CONGESTION", algorithm);
+    }
     command
 }
 
@@ -609,6 +730,13 @@ fn run_once(
     if merged.is_empty() {
         bail!("neither side printed a result");
     }
+    // Unreliable rows: the share of the messages sent that arrived.
+    if let (Some(received), Some(sent)) = (
+        merged.get("messages").and_then(Value::as_f64),
+        merged.get("sent_messages").and_then(Value::as_f64),
+    ) {
+        merged.insert("received_share".into(), json!(received / sent.max(1.0)));
+    }
     verify(&merged)?;
     Ok(Value::Object(merged))
 }
@@ -653,6 +781,7 @@ fn best(figures: &[Figure], of: &Figure, kind: Kind) -> Option<f64> {
         .iter()
         .filter(|f| {
             f.kind == kind
+                && !f.shown_only
                 && f.family == of.family
                 && f.workload == of.workload
                 && f.metric == of.metric
@@ -662,6 +791,21 @@ fn best(figures: &[Figure], of: &Figure, kind: Kind) -> Option<f64> {
         Better::Higher => medians.max_by(f64::total_cmp),
         Better::Lower => medians.min_by(f64::total_cmp),
     }
+}
+
+/// The kernel TCP's median beside a UDP figure of a loss row (raw-tcp in
+/// the same namespace), where there is one.
+fn kernel_tcp(figures: &[Figure], of: &Figure) -> Option<f64> {
+    let lossy = WORKLOADS
+        .iter()
+        .any(|w| w.name == of.workload && matches!(w.network, Network::Lossy(_)));
+    if !lossy || of.family != Family::Udp {
+        return None;
+    }
+    figures
+        .iter()
+        .find(|f| f.contender == "raw-tcp" && f.workload == of.workload && f.metric == of.metric)
+        .map(Figure::median)
 }
 
 /// How `value` compares with `reference`: >1 means better for throughput,
@@ -677,7 +821,7 @@ fn ratio(value: f64, reference: Option<f64>) -> String {
 
 fn table(figures: &[Figure], options: &Options) -> String {
     let mut out = String::from(
-        "| contender | workload | metric | median | min | max | vs best peer | vs physical limit |\n|---|---|---|---|---|---|---|---|\n",
+        "| contender | workload | metric | median | min | max | vs best peer | vs physical limit | vs kernel TCP |\n|---|---|---|---|---|---|---|---|---|\n",
     );
     for figure in figures {
         let sorted = figure.sorted();
@@ -686,7 +830,9 @@ fn table(figures: &[Figure], options: &Options) -> String {
             sorted.last().copied().unwrap_or(f64::NAN),
         );
         let median = figure.median();
-        let vs_peer = if figure.kind == Kind::Peer {
+        let vs_peer = if figure.shown_only {
+            "not a peer".to_owned()
+        } else if figure.kind == Kind::Peer {
             "–".to_owned()
         } else {
             ratio(median, best(figures, figure, Kind::Peer))
@@ -696,23 +842,50 @@ fn table(figures: &[Figure], options: &Options) -> String {
         } else {
             ratio(median, best(figures, figure, Kind::Limit))
         };
+        let vs_tcp = match kernel_tcp(figures, figure) {
+            Some(tcp) => ratio(median, Some(tcp)),
+            None => "–".to_owned(),
+        };
+        let name = match &figure.label {
+            Some(label) => format!("{} ({label})", figure.contender),
+            None => figure.contender.to_owned(),
+        };
         out.push_str(&format!(
-            "| {} | {} | {} ({}) | {} | {} | {} | {} | {} |\n",
-            figure.contender,
+            "| {} | {} | {} ({}) | {} | {} | {} | {} | {} | {} |\n",
+            name,
             figure.workload,
             figure.metric,
             figure.unit,
-            show(median),
-            show(min),
-            show(max),
+            show(median, figure.unit),
+            show(min, figure.unit),
+            show(max, figure.unit),
             vs_peer,
-            vs_limit
+            vs_limit,
+            vs_tcp
         ));
+    }
+    if figures.iter().any(|f| f.shown_only) {
+        out.push_str(
+            "\nquinn's and quinn-bbr's msgs64 write 64-byte records to one stream unframed and count \
+             received bytes / 64: quinn's bulk rate in small writes, not a message rate. They are shown, \
+             not compared (\"not a peer\"); quinn-framed (length-prefixed prost messages, decoded one \
+             by one) is the peer there.\n",
+        );
+    }
+    if figures.iter().any(|f| f.workload == "msgs64-unreliable") {
+        out.push_str(
+            "\nmsgs64-unreliable: 64-byte prost messages sent unreliably for a fixed time, counted and \
+             decoded at the receiver from the first to the last that arrived; received_share is of \
+             the messages the sender handed to its transport. raw-udp sends one message per datagram \
+             with nothing pacing it; quinn-datagram and protowright pack several per packet under \
+             congestion control.\n",
+        );
     }
     if figures.iter().any(|f| f.workload == "bulk-rtt20-loss1") {
         let mathis = netem::mathis_bytes_per_s(1448.0, Duration::from_millis(20), 0.01) / 1e6;
         out.push_str(&format!(
-            "\nbulk-rtt20-loss1 runs through a userspace relay adding 10 ms each way and 1% loss; \
+            "\nbulk-rtt20-loss1 runs through a userspace relay adding 10 ms each way and 1% loss per \
+             1500 bytes of a datagram (a datagram is lost if any of its 1500-byte units is); \
              the Mathis estimate for TCP there (MSS 1448 B) is {mathis:.2} MB/s.\n"
         ));
     }
@@ -722,7 +895,10 @@ fn table(figures: &[Figure], options: &Options) -> String {
     {
         out.push_str(
             "The loss rows run in a network namespace whose loopback has MTU 1500 and drops that share \
-             of packets at random (nftables numgen); compare them with bulk-loss0, the same namespace without loss.\n",
+             of packets at random (nftables numgen); compare them with bulk-loss0, the same namespace without loss. \
+             raw-tcp there is the kernel's TCP in the same namespace, its congestion control in brackets \
+             (\"vs kernel TCP\" compares the UDP contenders with it); it is not in bulk-rtt20-loss1, whose \
+             relay carries UDP only.\n",
         );
     }
     let amounts: Vec<String> = WORKLOADS
@@ -738,8 +914,10 @@ fn table(figures: &[Figure], options: &Options) -> String {
     out
 }
 
-fn show(value: f64) -> String {
-    if value >= 10_000.0 {
+fn show(value: f64, unit: &str) -> String {
+    if unit == "of sent" {
+        format!("{value:.3}")
+    } else if value >= 10_000.0 {
         format!("{value:.0}")
     } else {
         format!("{value:.1}")
@@ -749,7 +927,7 @@ fn show(value: f64) -> String {
 fn json_report(figures: &[Figure]) -> Value {
     let results: Vec<Value> = figures
         .iter()
-        .map(|f| json!({ "contender": f.contender, "workload": f.workload, "metric": f.metric, "value": f.median(), "unit": f.unit, "runs": f.runs }))
+        .map(|f| json!({ "contender": f.contender, "label": f.label, "workload": f.workload, "metric": f.metric, "value": f.median(), "unit": f.unit, "runs": f.runs }))
         .collect();
     json!({ "results": results })
 }

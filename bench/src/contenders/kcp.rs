@@ -63,7 +63,9 @@ pub(super) async fn serve(workload: Workload, _amount: Amount) -> anyhow::Result
             }
             received.report().print();
         }
-        Workload::Conns10k => anyhow::bail!("kcp has no conns10k workload"),
+        Workload::Conns10k | Workload::Msgs64Unreliable => {
+            anyhow::bail!("kcp has no {workload:?} workload")
+        }
     }
     // Tell the client everything arrived, and let that go out.
     stream.send(&END).await?;
@@ -108,7 +110,9 @@ pub(super) async fn drive(
             }
             .print();
         }
-        Workload::Conns10k => anyhow::bail!("kcp has no conns10k workload"),
+        Workload::Conns10k | Workload::Msgs64Unreliable => {
+            anyhow::bail!("kcp has no {workload:?} workload")
+        }
     }
     stream.send(&END).await?;
     // KCP sends from a timer: wait for the server's word that it has

@@ -7,12 +7,17 @@ mod memory;
 mod protowright;
 mod protowright_sim;
 mod quinn;
+mod quinn_datagram;
+mod quinn_framed;
 mod raw_tcp;
 mod raw_udp;
 mod tokio_codec;
 mod tonic;
 
+use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
+use std::pin::pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use anyhow::bail;
@@ -31,6 +36,9 @@ pub(crate) const NAMES: &[&str] = &[
     "raw-udp",
     "quinn",
     "quinn-bbr",
+    "quinn-framed",
+    "quinn-datagram",
+    "quinn-jumbo",
     "kcp",
     "protowright-udp",
     "protowright-udp-plaintext",
@@ -45,8 +53,9 @@ pub(crate) async fn serve(name: &str, workload: Workload, amount: Amount) -> any
         "protowright-tcp" => protowright::serve(Tcp, workload, amount).await,
         "tonic" => tonic::serve(workload, amount).await,
         "raw-udp" => raw_udp::serve(workload, amount).await,
-        "quinn" => quinn::serve(quinn::Control::Cubic, workload, amount).await,
-        "quinn-bbr" => quinn::serve(quinn::Control::Bbr, workload, amount).await,
+        "quinn" | "quinn-bbr" | "quinn-framed" | "quinn-datagram" | "quinn-jumbo" => {
+            quinn::serve(quinn::Flavor::named(name)?, workload, amount).await
+        }
         "kcp" => kcp::serve(workload, amount).await,
         "protowright-udp" => protowright::serve(Udp, workload, amount).await,
         "protowright-udp-plaintext" => protowright::serve(UdpPlaintext, workload, amount).await,
@@ -67,8 +76,9 @@ pub(crate) async fn drive(
         "protowright-tcp" => protowright::drive(Tcp, workload, amount, addr).await,
         "tonic" => tonic::drive(workload, amount, addr).await,
         "raw-udp" => raw_udp::drive(workload, amount, addr).await,
-        "quinn" => quinn::drive(quinn::Control::Cubic, workload, amount, addr).await,
-        "quinn-bbr" => quinn::drive(quinn::Control::Bbr, workload, amount, addr).await,
+        "quinn" | "quinn-bbr" | "quinn-framed" | "quinn-datagram" | "quinn-jumbo" => {
+            quinn::drive(quinn::Flavor::named(name)?, workload, amount, addr).await
+        }
         "kcp" => kcp::drive(workload, amount, addr).await,
         "protowright-udp" => protowright::drive(Udp, workload, amount, addr).await,
         "protowright-udp-plaintext" => {
@@ -116,8 +126,15 @@ impl Meter {
 
     /// Marks the end of the stream: the last message came just before.
     fn finish(&mut self) {
+        self.finish_at(Instant::now());
+    }
+
+    /// Marks the end of the stream at `at`: every message counted had
+    /// arrived by then (for a datagram receiver, the moment it last found
+    /// nothing waiting, rather than the end of its quiet wait).
+    fn finish_at(&mut self, at: Instant) {
         if self.first.is_some() {
-            self.last = Some(Instant::now());
+            self.last = Some(at);
         }
     }
 
@@ -130,6 +147,43 @@ impl Meter {
             messages: self.messages,
             elapsed,
         }
+    }
+}
+
+/// How long a receiver of unreliable messages waits, once messages have
+/// flowed, before it takes the stream as ended: the sender's end marker
+/// travels unreliably too, or not at all.
+const QUIET: Duration = Duration::from_millis(500);
+
+/// How long it waits for the first message (the sender may still be
+/// connecting).
+const FIRST: Duration = Duration::from_secs(30);
+
+/// What a receiver of unreliable messages got from one receive.
+struct Next<T> {
+    /// The receive's result, or `None` when nothing came within the wait.
+    item: Option<T>,
+    /// When the receiver found nothing waiting and began to wait, if it
+    /// had to: every message before this one had arrived by then.
+    waited: Option<Instant>,
+}
+
+/// Receives with `receive`, waiting at most `QUIET` (`FIRST` while
+/// `meter` has counted nothing). The clock is read only when nothing is
+/// waiting, so a receiver that is kept busy pays nothing per message.
+async fn next_or_quiet<T>(receive: impl Future<Output = T>, meter: &Meter) -> Next<T> {
+    let mut receive = pin!(receive);
+    if let Poll::Ready(item) = poll_fn(|cx| Poll::Ready(receive.as_mut().poll(cx))).await {
+        return Next {
+            item: Some(item),
+            waited: None,
+        };
+    }
+    let waited = Some(Instant::now());
+    let wait = if meter.messages == 0 { FIRST } else { QUIET };
+    Next {
+        item: tokio::time::timeout(wait, receive).await.ok(),
+        waited,
     }
 }
 

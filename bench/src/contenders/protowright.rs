@@ -2,7 +2,9 @@
 //! API and generated code, as a user would use it — the same code on both
 //! transports, which is the point of its one messaging API: payloads as
 //! protocol messages for the throughput workloads, the generated client for
-//! round trips.
+//! round trips. `msgs64-unreliable` sends `Datagram` messages, which the
+//! schema marks `UNRELIABLE`: protowright's unreliable lane, messages
+//! packed into packets, congestion controlled, never resent.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -14,8 +16,8 @@ use protowright::{Client, ClientConfig, Connection, Server, ServerConfig, Transp
 use tokio::time::Instant;
 
 use super::bulk::{self, Received};
-use super::{Meter, Sampler, memory, ready};
-use crate::pb::{Bench, BenchClient, BenchServer, Empty, Payload, Stream, stream};
+use super::{Meter, Sampler, memory, next_or_quiet, ready};
+use crate::pb::{Bench, BenchClient, BenchServer, Datagram, Empty, Payload, Stream, stream};
 use crate::{Amount, DATA, Report, Workload};
 
 /// Echoes requests (round trips, and the marker that ends a transfer).
@@ -124,6 +126,27 @@ pub(super) async fn serve(
             meter.finish();
             meter.report().print();
         }
+        Workload::Msgs64Unreliable => {
+            let mut meter = Meter::default();
+            // Ends at the client's close (everything that arrived before it
+            // is read first), or when nothing came for a while.
+            let end = loop {
+                let next = next_or_quiet(connection.recv::<Stream>(), &meter).await;
+                match next.item {
+                    Some(Ok(Some(Stream {
+                        body: Some(stream::Body::Datagram(datagram)),
+                    }))) => {
+                        debug_assert_eq!(datagram.data.len(), DATA.len());
+                        meter.add(1);
+                    }
+                    Some(Ok(Some(_))) => anyhow::bail!("a reliable message in the datagram row"),
+                    Some(Ok(None)) | None => break next.waited,
+                    Some(Err(error)) => return Err(error.into()),
+                }
+            };
+            meter.finish_at(end.unwrap_or_else(Instant::now));
+            meter.report().print();
+        }
         Workload::Bulk => {
             let mut received = Received::default();
             let mut messages = connection.messages::<Stream>();
@@ -181,6 +204,29 @@ pub(super) async fn drive(
                     break 'sending;
                 }
             }
+        }
+        Workload::Msgs64Unreliable => {
+            // `send` waits while the send buffer is full; an unreliable
+            // message leaves it once sent. The close discards unreliable
+            // messages never sent, so the queue drains first (as
+            // quinn-datagram's does).
+            let datagram = Datagram {
+                data: Bytes::from_static(&DATA),
+            };
+            let end = Instant::now() + amount.duration;
+            let mut sent = 0u64;
+            while Instant::now() < end {
+                for _ in 0..256 {
+                    connection.send(datagram.clone()).await?;
+                }
+                sent += 256;
+            }
+            if let Some(raw) = connection.udp() {
+                while raw.stats().is_some_and(|s| s.queues.unreliable > 0) {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+            Report::SentMessages { messages: sent }.print();
         }
         Workload::Rtt64 => {
             let mut sampler = Sampler::new(amount.duration);

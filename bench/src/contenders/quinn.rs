@@ -1,5 +1,21 @@
-//! `quinn` and `quinn-bbr`: QUIC over one stream, with quinn's default
-//! congestion control (CUBIC) or its BBR. The server's self-signed
+//! The quinn contenders, QUIC over quinn 0.11:
+//!
+//! - `quinn` and `quinn-bbr`: one stream, with quinn's default congestion
+//!   control (CUBIC) or its BBR. Their `msgs64` writes 64-byte records to
+//!   one stream unframed and counts received bytes / 64: quinn's bulk rate
+//!   in small writes, not a message rate (nothing is split or decoded). The
+//!   harness shows it but does not count it as a peer there.
+//! - `quinn-framed`: `msgs64` and `rtt64` as prost `Payload` messages
+//!   behind a length prefix (tokio-util's `LengthDelimitedCodec`) on one
+//!   stream, split and decoded one by one at the receiver
+//!   (`quinn_framed`): the message rate a user of quinn gets.
+//! - `quinn-datagram`: `msgs64-unreliable` as QUIC DATAGRAM frames
+//!   (`quinn_datagram`).
+//! - `quinn-jumbo`: quinn-framed's message workloads and quinn's bulk,
+//!   with MTU discovery allowed up to 16 KiB (quinn stops at 1452 bytes by
+//!   default; protowright probes up to 16 KiB).
+//!
+//! The server's self-signed
 //! certificate reaches the client through a file in the temporary
 //! directory (the harness runs one pair at a time; the client may reach
 //! the server through a relay, so the file cannot be named after the port).
@@ -12,26 +28,82 @@ use std::time::Duration;
 use anyhow::Context;
 use quinn::congestion::BbrConfig;
 use quinn::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use quinn::{ClientConfig, Endpoint, ServerConfig, TransportConfig};
+use quinn::{ClientConfig, Endpoint, MtuDiscoveryConfig, ServerConfig, TransportConfig};
 use tokio::time::Instant;
 
 use super::bulk::{self, Received};
-use super::{Meter, Sampler, memory, ready};
+use super::{Meter, Sampler, memory, quinn_datagram, quinn_framed, ready};
 use crate::{Amount, Report, Workload};
 
 /// Which congestion controller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Control {
+enum Control {
     Cubic,
     Bbr,
 }
 
-fn transport(control: Control) -> Arc<TransportConfig> {
-    let mut transport = TransportConfig::default();
-    if control == Control::Bbr {
-        transport.congestion_controller_factory(Arc::new(BbrConfig::default()));
+/// How the message workloads travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// 64-byte records on one stream, counted as bytes / 64.
+    Unframed,
+    /// Length-prefixed prost messages on one stream, decoded one by one.
+    Framed,
+    /// Prost messages in QUIC DATAGRAM frames, one message per frame.
+    Datagrams,
+}
+
+/// One quinn contender: its congestion controller, its framing, and
+/// whether MTU discovery may go up to 16 KiB.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Flavor {
+    control: Control,
+    framing: Framing,
+    jumbo: bool,
+}
+
+impl Flavor {
+    /// The flavor a contender's name stands for.
+    pub(super) fn named(name: &str) -> anyhow::Result<Self> {
+        let (control, framing, jumbo) = match name {
+            "quinn" => (Control::Cubic, Framing::Unframed, false),
+            "quinn-bbr" => (Control::Bbr, Framing::Unframed, false),
+            "quinn-framed" => (Control::Cubic, Framing::Framed, false),
+            "quinn-datagram" => (Control::Cubic, Framing::Datagrams, false),
+            "quinn-jumbo" => (Control::Cubic, Framing::Framed, true),
+            other => anyhow::bail!("`{other}` is not a quinn contender"),
+        };
+        Ok(Self {
+            control,
+            framing,
+            jumbo,
+        })
     }
-    Arc::new(transport)
+
+    fn transport(self) -> Arc<TransportConfig> {
+        let mut transport = TransportConfig::default();
+        if self.control == Control::Bbr {
+            transport.congestion_controller_factory(Arc::new(BbrConfig::default()));
+        }
+        if self.jumbo {
+            // Discovery starts at quinn's 1200 bytes and probes upward, so
+            // a path with a smaller MTU (the loss namespace's 1500) still
+            // works; loopback settles near the bound.
+            let mut discovery = MtuDiscoveryConfig::default();
+            discovery.upper_bound(16 * 1024);
+            transport.mtu_discovery_config(Some(discovery));
+        }
+        if self.framing == Framing::Datagrams {
+            // On in quinn by default; stated here because the workload
+            // depends on it. The receive buffer holds what the reader has
+            // not taken yet (quinn drops the oldest beyond it); the sender
+            // waits for room in its buffer rather than dropping
+            // (`send_datagram_wait`).
+            transport.datagram_receive_buffer_size(Some(4 * 1024 * 1024));
+            transport.datagram_send_buffer_size(1024 * 1024);
+        }
+        Arc::new(transport)
+    }
 }
 
 fn cert_path() -> PathBuf {
@@ -45,7 +117,7 @@ fn provider() {
 const MESSAGE: [u8; 64] = [0x5a; 64];
 
 pub(super) async fn serve(
-    control: Control,
+    flavor: Flavor,
     workload: Workload,
     amount: Amount,
 ) -> anyhow::Result<()> {
@@ -56,20 +128,21 @@ pub(super) async fn serve(
         generated.signing_key.serialize_der(),
     ));
     let mut config = ServerConfig::with_single_cert(vec![cert.clone()], key)?;
-    config.transport_config(transport(control));
+    config.transport_config(flavor.transport());
     let endpoint = Endpoint::server(config, (Ipv4Addr::LOCALHOST, 0).into())?;
     let addr = endpoint.local_addr()?;
     let path = cert_path();
     std::fs::write(&path, cert.as_ref())?;
     let baseline = memory::resident_bytes()?;
     ready(addr);
-    let result = serve_on(&endpoint, workload, amount, baseline).await;
+    let result = serve_on(&endpoint, flavor, workload, amount, baseline).await;
     let _ = std::fs::remove_file(path);
     result
 }
 
 async fn serve_on(
     endpoint: &Endpoint,
+    flavor: Flavor,
     workload: Workload,
     amount: Amount,
     baseline: u64,
@@ -99,8 +172,14 @@ async fn serve_on(
         return Ok(());
     }
     let connection = endpoint.accept().await.context("no client came")?.await?;
-    match workload {
-        Workload::Msgs64 => {
+    match (workload, flavor.framing) {
+        (Workload::Msgs64 | Workload::Rtt64, Framing::Framed) => {
+            quinn_framed::serve(&connection, workload).await?;
+        }
+        (Workload::Msgs64Unreliable, Framing::Datagrams) => {
+            quinn_datagram::receive(&connection).await?;
+        }
+        (Workload::Msgs64, Framing::Unframed) => {
             let mut stream = connection.accept_uni().await?;
             let mut meter = Meter::default();
             let mut carried = 0usize;
@@ -112,14 +191,14 @@ async fn serve_on(
             meter.finish();
             meter.report().print();
         }
-        Workload::Rtt64 => {
+        (Workload::Rtt64, Framing::Unframed) => {
             let (mut send, mut recv) = connection.accept_bi().await?;
             let mut buf = [0u8; 64];
             while recv.read_exact(&mut buf).await.is_ok() {
                 send.write_all(&buf).await?;
             }
         }
-        Workload::Bulk => {
+        (Workload::Bulk, _) => {
             let mut stream = connection.accept_uni().await?;
             let mut received = Received::default();
             while let Some(chunk) = stream.read_chunk(usize::MAX, true).await? {
@@ -127,14 +206,15 @@ async fn serve_on(
             }
             received.report().print();
         }
-        Workload::Conns10k => {}
+        (Workload::Conns10k, _) => {}
+        _ => anyhow::bail!("this quinn contender has no {workload:?} workload"),
     }
     connection.closed().await;
     Ok(())
 }
 
 pub(super) async fn drive(
-    control: Control,
+    flavor: Flavor,
     workload: Workload,
     amount: Amount,
     addr: SocketAddr,
@@ -144,7 +224,7 @@ pub(super) async fn drive(
     let mut roots = quinn::rustls::RootCertStore::empty();
     roots.add(CertificateDer::from(cert))?;
     let mut config = ClientConfig::with_root_certificates(Arc::new(roots))?;
-    config.transport_config(transport(control));
+    config.transport_config(flavor.transport());
     let mut endpoint = Endpoint::client((Ipv4Addr::LOCALHOST, 0).into())?;
     endpoint.set_default_client_config(config);
     if workload == Workload::Conns10k {
@@ -159,8 +239,14 @@ pub(super) async fn drive(
         return Ok(());
     }
     let connection = endpoint.connect(addr, "localhost")?.await?;
-    match workload {
-        Workload::Msgs64 => {
+    match (workload, flavor.framing) {
+        (Workload::Msgs64 | Workload::Rtt64, Framing::Framed) => {
+            quinn_framed::drive(&connection, workload, amount.duration).await?;
+        }
+        (Workload::Msgs64Unreliable, Framing::Datagrams) => {
+            quinn_datagram::send(&connection, amount.duration).await?;
+        }
+        (Workload::Msgs64, Framing::Unframed) => {
             let mut stream = connection.open_uni().await?;
             let batch = MESSAGE.repeat(256);
             let end = Instant::now() + amount.duration;
@@ -170,7 +256,7 @@ pub(super) async fn drive(
             stream.finish()?;
             stream.stopped().await?;
         }
-        Workload::Rtt64 => {
+        (Workload::Rtt64, Framing::Unframed) => {
             let (mut send, mut recv) = connection.open_bi().await?;
             let mut buf = [0u8; 64];
             let mut sampler = Sampler::new(amount.duration);
@@ -183,7 +269,7 @@ pub(super) async fn drive(
             sampler.report().print();
             send.finish()?;
         }
-        Workload::Bulk => {
+        (Workload::Bulk, _) => {
             let expected = bulk::expected(amount.bytes);
             let mut stream = connection.open_uni().await?;
             for chunk in bulk::chunks(amount.bytes) {
@@ -197,7 +283,8 @@ pub(super) async fn drive(
             }
             .print();
         }
-        Workload::Conns10k => {}
+        (Workload::Conns10k, _) => {}
+        _ => anyhow::bail!("this quinn contender has no {workload:?} workload"),
     }
     connection.close(0u32.into(), b"done");
     endpoint.wait_idle().await;

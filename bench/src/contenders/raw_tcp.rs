@@ -1,5 +1,10 @@
 //! `raw-tcp`: plain tokio sockets, a 4-byte length and 64 bytes, nothing
 //! else. The physical limit of a stream on this machine.
+//!
+//! In the loss rows it is the kernel's TCP beside the UDP contenders, with
+//! the congestion control the harness names in `PW_BENCH_TCP_CONGESTION`
+//! (BBR where the kernel has it): both ends set it on their socket, and the
+//! client reports the one in effect as `tcp_congestion`.
 
 use std::net::{Ipv4Addr, SocketAddr};
 
@@ -17,11 +22,15 @@ pub(super) async fn serve(workload: Workload, amount: Amount) -> anyhow::Result<
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
     let baseline = memory::resident_bytes()?;
     ready(listener.local_addr()?);
+    if workload == Workload::Msgs64Unreliable {
+        anyhow::bail!("TCP has no unreliable delivery");
+    }
     if workload == Workload::Conns10k {
         return hold_connections(listener, amount.connections, baseline).await;
     }
     let (mut stream, _) = listener.accept().await?;
     stream.set_nodelay(true)?;
+    congestion(&stream)?;
     match workload {
         Workload::Msgs64 => {
             let mut buf = vec![0u8; 256 * 1024];
@@ -57,9 +66,25 @@ pub(super) async fn serve(workload: Workload, amount: Amount) -> anyhow::Result<
             }
             received.report().print();
         }
-        Workload::Conns10k => unreachable!("handled above"),
+        Workload::Conns10k | Workload::Msgs64Unreliable => unreachable!("handled above"),
     }
     Ok(())
+}
+
+/// Sets the congestion control the harness asked for, if it did; returns
+/// the one the socket then uses. (Set on a connected socket: Linux applies
+/// it from then on, and both ends set it before any data moves.)
+fn congestion(stream: &TcpStream) -> anyhow::Result<Option<String>> {
+    let Ok(wanted) = std::env::var("PW_BENCH_TCP_CONGESTION") else {
+        return Ok(None);
+    };
+    let socket = socket2::SockRef::from(stream);
+    socket
+        .set_tcp_congestion(wanted.as_bytes())
+        .map_err(|error| anyhow::anyhow!("TCP congestion control `{wanted}`: {error}"))?;
+    let used = socket.tcp_congestion()?;
+    let used = String::from_utf8_lossy(&used);
+    Ok(Some(used.trim_end_matches('\0').to_owned()))
 }
 
 /// Accepts and holds `count` idle connections, then reports memory.
@@ -89,11 +114,17 @@ pub(super) async fn drive(
     addr: SocketAddr,
 ) -> anyhow::Result<()> {
     let duration = amount.duration;
+    if workload == Workload::Msgs64Unreliable {
+        anyhow::bail!("TCP has no unreliable delivery");
+    }
     if workload == Workload::Conns10k {
         return memory::hold_streams(addr, amount.connections).await;
     }
     let mut stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
+    if let Some(algorithm) = congestion(&stream)? {
+        println!("{}", serde_json::json!({ "tcp_congestion": algorithm }));
+    }
     let mut record = [0x5au8; RECORD];
     record[..4].copy_from_slice(&64u32.to_be_bytes());
     match workload {
@@ -132,7 +163,7 @@ pub(super) async fn drive(
             }
             .print();
         }
-        Workload::Conns10k => unreachable!("handled above"),
+        Workload::Conns10k | Workload::Msgs64Unreliable => unreachable!("handled above"),
     }
     Ok(())
 }

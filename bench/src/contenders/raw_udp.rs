@@ -1,15 +1,22 @@
 //! `raw-udp`: bare tokio UDP sockets, the physical limit for datagram
-//! workloads. No reliability: `msgs64` counts what the receiver got, and
-//! `rtt64` resends a ping lost for 100 ms.
+//! workloads. No reliability: `msgs64` counts what the receiver got (raw
+//! 64-byte datagrams, nothing encoded), and `rtt64` resends a ping lost for
+//! 100 ms. `msgs64-unreliable` sends one prost-encoded `Payload` per
+//! datagram and decodes each at the receiver, as the other contenders of
+//! that row do; nothing paces the sender, so what the receiver cannot take
+//! is dropped by the kernel at its socket and shows in the received share.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use bytes::Bytes;
+use prost::Message;
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
-use super::{Meter, Sampler, ready};
-use crate::{Amount, Workload};
+use super::{Meter, Sampler, next_or_quiet, ready};
+use crate::pb::Payload;
+use crate::{Amount, DATA, Report, Workload};
 
 /// The one-byte datagram that ends a stream of messages.
 const END: [u8; 1] = [0xee];
@@ -35,6 +42,25 @@ pub(super) async fn serve(workload: Workload, _amount: Amount) -> anyhow::Result
                 meter.add(1);
             }
             meter.finish();
+            meter.report().print();
+        }
+        Workload::Msgs64Unreliable => {
+            let mut meter = Meter::default();
+            // Ends at the end marker, or when none came for a while (the
+            // marker may be lost too).
+            let end = loop {
+                let next = next_or_quiet(socket.recv_from(&mut buf), &meter).await;
+                match next.item {
+                    Some(Ok((len, _))) if len != END.len() => {
+                        let payload = Payload::decode(&buf[..len])?;
+                        debug_assert_eq!(payload.data.len(), DATA.len());
+                        meter.add(1);
+                    }
+                    Some(Ok(_)) | None => break next.waited,
+                    Some(Err(error)) => anyhow::bail!("receive failed: {error}"),
+                }
+            };
+            meter.finish_at(end.unwrap_or_else(Instant::now));
             meter.report().print();
         }
         Workload::Rtt64 => loop {
@@ -69,6 +95,20 @@ pub(super) async fn drive(
                     socket.send(&message).await?;
                 }
             }
+        }
+        Workload::Msgs64Unreliable => {
+            let payload = Payload {
+                data: Bytes::from_static(&DATA),
+            };
+            let end = Instant::now() + amount.duration;
+            let mut sent = 0u64;
+            while Instant::now() < end {
+                for _ in 0..256 {
+                    socket.send(&payload.encode_to_vec()).await?;
+                }
+                sent += 256;
+            }
+            Report::SentMessages { messages: sent }.print();
         }
         Workload::Rtt64 => {
             let mut buf = [0u8; 128];

@@ -26,6 +26,9 @@ pub(super) async fn serve(workload: Workload, amount: Amount) -> anyhow::Result<
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
     let baseline = memory::resident_bytes()?;
     ready(listener.local_addr()?);
+    if workload == Workload::Msgs64Unreliable {
+        anyhow::bail!("TCP has no unreliable delivery");
+    }
     if workload == Workload::Conns10k {
         return hold_connections(listener, amount.connections, baseline).await;
     }
@@ -56,7 +59,7 @@ pub(super) async fn serve(workload: Workload, amount: Amount) -> anyhow::Result<
             }
             received.report().print();
         }
-        Workload::Conns10k => unreachable!("handled above"),
+        Workload::Conns10k | Workload::Msgs64Unreliable => unreachable!("handled above"),
     }
     Ok(())
 }
@@ -95,6 +98,9 @@ pub(super) async fn drive(
     addr: SocketAddr,
 ) -> anyhow::Result<()> {
     let duration = amount.duration;
+    if workload == Workload::Msgs64Unreliable {
+        anyhow::bail!("TCP has no unreliable delivery");
+    }
     if workload == Workload::Conns10k {
         return memory::hold_streams(addr, amount.connections).await;
     }
@@ -146,7 +152,7 @@ pub(super) async fn drive(
             }
             .print();
         }
-        Workload::Conns10k => unreachable!("handled above"),
+        Workload::Conns10k | Workload::Msgs64Unreliable => unreachable!("handled above"),
     }
     Ok(())
 }

@@ -143,7 +143,9 @@ pub(super) async fn drive(
             .print();
             return Ok(());
         }
-        Workload::Conns10k => anyhow::bail!("tonic has no conns10k workload"),
+        Workload::Conns10k | Workload::Msgs64Unreliable => {
+            anyhow::bail!("tonic has no {workload:?} workload")
+        }
     }
     // An empty push: the client is done.
     client.push(futures_util::stream::empty()).await?;
