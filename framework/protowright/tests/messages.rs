@@ -258,6 +258,42 @@ async fn the_message_stream_takes_batches_within_the_bound_and_loses_nothing() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_idle_connection_reads_into_a_small_buffer_that_grows_when_the_peer_sends_fast() {
+    let (client, server) = connect(Config::default());
+    let probe = ProbeClient::new(client.clone());
+    assert_eq!(probe.echo(payload(1, 8)).await, Ok(payload(1, 8)));
+    let idle = server.stats().session.read_reserved;
+    assert!(
+        (1..=1024).contains(&idle),
+        "an idle connection holds a small read buffer, not {idle} bytes"
+    );
+    let sender = tokio::spawn({
+        let client = client.clone();
+        async move {
+            for seq in 0..2_000 {
+                client
+                    .send(Stream::OrderedA.message(seq, 1000))
+                    .await
+                    .unwrap();
+            }
+        }
+    });
+    let mut messages = server.messages::<Traffic>();
+    for expected in 0..2_000 {
+        let message = messages.next().await.unwrap().expect("a message");
+        assert_eq!(Stream::read(&message).unwrap().1, expected);
+    }
+    sender.await.unwrap();
+    let busy = server.stats().session.read_reserved;
+    // Its capacity counts from where reading stands, so it reads below
+    // the full `read_buffer` between reads.
+    assert!(
+        busy >= 16 * 1024,
+        "a peer sending 2 MB made the read buffer grow, yet it holds {busy} bytes"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn try_send_says_full_instead_of_waiting() {
     let (client, server) = connect(small_queues());
     let mut accepted = 0;

@@ -100,7 +100,10 @@ pub struct Config {
     /// single larger message still goes, alone): with `outgoing_queue`, this
     /// bounds a connection's outgoing memory.
     pub outgoing_bytes: usize,
-    /// The read buffer's initial capacity.
+    /// The most a read takes at a time. A connection starts reading 512
+    /// bytes at a time and doubles that whenever a read fills it, up to
+    /// this: an idle connection holds a small buffer, a busy one reads this
+    /// much per system call.
     pub read_buffer: usize,
 }
 

@@ -11,7 +11,10 @@
 //! protocol, it is first told why with a GOAWAY.
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::pin;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -287,7 +290,9 @@ impl<S: Service> Driver<S> {
             Ok(()) => {
                 self.peer_finished
                     .store(true, std::sync::atomic::Ordering::Relaxed);
-                return self.answer_then_close(close).await;
+                // Boxed: rare, and its timer would otherwise take room in
+                // every connection's task.
+                return Box::pin(self.answer_then_close(close)).await;
             }
             Err(error) => error,
         };
@@ -363,7 +368,12 @@ impl<S: Service> Driver<S> {
                     Ok(Kind::Message) => messages.push_back(envelope.body),
                     _ => {
                         self.on_messages(&mut messages).await;
-                        self.on_envelope(envelope).await?;
+                        // Boxed: its future (a request's handler start,
+                        // a reply's routing) is the largest the read side
+                        // awaits, and every idle connection's task would
+                        // otherwise carry room for it. One allocation per
+                        // such envelope costs less than what it does.
+                        Box::pin(self.on_envelope(envelope)).await?;
                     }
                 }
             }
@@ -373,7 +383,8 @@ impl<S: Service> Driver<S> {
                 self.shared.activity.mark(Moment::Traffic);
             }
             if !one_ways.is_empty() {
-                self.on_one_ways(one_ways).await;
+                // Boxed (once per read), like `on_envelope`.
+                Box::pin(self.on_one_ways(one_ways)).await;
                 // Let the worker handle (and drop) those frames before the
                 // next read, so a stream link's read buffer can be reclaimed
                 // in place instead of regrown.
@@ -440,11 +451,18 @@ impl<S: Service> Driver<S> {
         if messages.is_empty() {
             return;
         }
-        let inbox = &self.shared.inbox;
-        inbox.try_push_all(messages);
-        if messages.is_empty() {
-            return;
+        self.shared.inbox.try_push_all(messages);
+        if !messages.is_empty() {
+            // Boxed: only a full inbox waits, and the wait would otherwise
+            // take room in every idle connection's task.
+            Box::pin(self.wait_for_inbox(messages)).await;
         }
+    }
+
+    /// The inbox is full: says so (once), and pauses reading until every
+    /// one of `messages` is in.
+    async fn wait_for_inbox(&self, messages: &mut VecDeque<Bytes>) {
+        let inbox = &self.shared.inbox;
         if inbox.first_time_full() {
             // The usual cause is an application that never reads this
             // connection's messages: then calls behind them stall too, and
@@ -528,15 +546,22 @@ impl<S: Service> Driver<S> {
     ) -> Result<(), ConnectionError> {
         let mut rest = batch.bytes.clone();
         while !rest.is_empty() {
-            let write = writer.write(&rest);
-            let written = match self.shared.config().write_stall_timeout {
-                None => write.await?,
-                Some(limit) => tokio::time::timeout(limit, write).await.map_err(|_| {
-                    ConnectionError::WriteStalled {
-                        peer: self.shared.peer().to_owned(),
-                        stalled: limit,
-                    }
-                })??,
+            let written = {
+                let mut write = pin!(writer.write(&rest));
+                // A write the socket takes at once needs no timer; the timer
+                // for one that waits is boxed, so it takes no room in the
+                // session's task while idle.
+                let first = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
+                match (first, self.shared.config().write_stall_timeout) {
+                    (Poll::Ready(written), _) => written?,
+                    (Poll::Pending, None) => write.await?,
+                    (Poll::Pending, Some(limit)) => Box::pin(tokio::time::timeout(limit, write))
+                        .await
+                        .map_err(|_| ConnectionError::WriteStalled {
+                            peer: self.shared.peer().to_owned(),
+                            stalled: limit,
+                        })??,
+                }
             };
             rest = rest.slice(written.min(rest.len())..);
         }

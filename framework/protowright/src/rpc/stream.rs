@@ -34,6 +34,9 @@ use crate::codec::Delimited;
 use crate::error::ConnectionError;
 
 /// A byte stream carrying length-delimited envelopes.
+/// The room the first read gets.
+const FIRST_READ: usize = 512;
+
 /// The size of the arenas small frames are copied into.
 const ARENA: usize = 4096;
 
@@ -72,8 +75,9 @@ impl<IO: AsyncRead + AsyncWrite + Send + 'static> Link for StreamLink<IO> {
         let reader = StreamReader {
             reader,
             codec: Delimited::new(self.max_frame),
-            buf: BytesMut::with_capacity(self.read_buffer),
+            buf: BytesMut::new(),
             read_buffer: self.read_buffer,
+            reserve: FIRST_READ.min(self.read_buffer),
             frame_timeout: self.frame_timeout,
             arena: BytesMut::new(),
             waited: Duration::ZERO,
@@ -94,6 +98,10 @@ pub(crate) struct StreamReader<R> {
     codec: Delimited,
     buf: BytesMut,
     read_buffer: usize,
+    /// How much room a read gets: from [`FIRST_READ`], doubled by every
+    /// read that fills it, up to `read_buffer`. An idle connection then
+    /// holds a small buffer, a busy one reads `read_buffer` at a time.
+    reserve: usize,
     frame_timeout: Option<Duration>,
     /// Where small frames are copied to (see `take_frame`).
     arena: BytesMut,
@@ -115,12 +123,18 @@ impl<R: AsyncRead + Unpin + Send + 'static> LinkReader for StreamReader<R> {
             if !frames.is_empty() {
                 return Ok(true);
             }
-            if self.buf.capacity() - self.buf.len() < self.read_buffer / 4 {
+            let spare = self.buf.capacity() - self.buf.len();
+            if spare < self.reserve / 4 {
                 // Grows with what arrived (doubling at most), never with
                 // what a prefix announced.
-                self.buf.reserve(self.read_buffer);
+                self.buf.reserve(self.reserve);
             }
+            let spare = self.buf.capacity() - self.buf.len();
             let read = self.read_more().await?;
+            if read == spare {
+                // The peer sends faster than this reads: read more at a time.
+                self.reserve = (self.reserve * 2).min(self.read_buffer);
+            }
             if read == 0 {
                 self.codec
                     .decode_eof(&self.buf)
@@ -150,6 +164,8 @@ impl<R: AsyncRead + Unpin + Send + 'static> StreamReader<R> {
             self.waited = Duration::ZERO;
             frames.push(self.take_frame(len));
         }
+        // The frames own the arena now: an idle connection holds none.
+        self.arena = BytesMut::new();
         Ok(())
     }
 
@@ -158,7 +174,7 @@ impl<R: AsyncRead + Unpin + Send + 'static> StreamReader<R> {
     ///
     /// A small frame shared with the buffer would keep all of it alive
     /// while it waits in a queue, so small frames are copied out: the
-    /// smallest into a shared arena of [`ARENA`] bytes (so a held message
+    /// smallest into a shared arena of at most [`ARENA`] bytes, one per read (so a held message
     /// keeps at most that much alive, and a stream of small messages costs
     /// one allocation per arena rather than one or two per message, as
     /// profiles showed), the rest into allocations of their own. A frame
@@ -166,7 +182,9 @@ impl<R: AsyncRead + Unpin + Send + 'static> StreamReader<R> {
     fn take_frame(&mut self, len: usize) -> Bytes {
         if len <= ARENA_FRAME {
             if self.arena.capacity() - self.arena.len() < len {
-                self.arena = BytesMut::with_capacity(ARENA);
+                // No larger than what is buffered: one small message
+                // gets a small arena.
+                self.arena = BytesMut::with_capacity(self.buf.len().min(ARENA));
             }
             self.arena.extend_from_slice(&self.buf[..len]);
             self.buf.advance(len);
@@ -198,7 +216,8 @@ impl<R: AsyncRead + Unpin + Send + 'static> StreamReader<R> {
             (Some(limit), Poll::Pending) => {
                 let started = Instant::now();
                 let left = limit.saturating_sub(self.waited);
-                let read = tokio::time::timeout(left, read).await;
+                // Boxed, so the timer takes no room in an idle task.
+                let read = Box::pin(tokio::time::timeout(left, read)).await;
                 self.waited += started.elapsed();
                 match read {
                     Ok(read) => read,
