@@ -99,6 +99,12 @@ pub struct Connection {
     rtt: RttEstimator,
     delivery: DeliveryRate,
     mtu: MtuSearch,
+    /// Whether this connection ever held more to send than one datagram
+    /// of the current size carries: only then does it search for larger
+    /// datagrams. Idle and request-response connections never need them,
+    /// and thousands of new connections probing at once filled a server's
+    /// socket buffer with 16 KiB probes until handshakes were dropped.
+    wants_larger_datagrams: bool,
     controller: Box<dyn Controller>,
     pacer: Pacer,
     sender: Sender,
@@ -214,6 +220,7 @@ impl Connection {
                 config.mtu_search_interval,
                 config.mtu_discovery,
             ),
+            wants_larger_datagrams: false,
             controller: config
                 .congestion_control
                 .build(config.initial_datagram_size as u64),

@@ -124,9 +124,12 @@ impl Connection {
 
     /// Sends a path-MTU probe when the search wants one: a ping padded to
     /// the size being tried. Only once the peer has acknowledged something
-    /// (the path works at the base size) and the window has room.
+    /// (the path works at the base size), the window has room, and the
+    /// connection has had more to send than one datagram carries.
     fn write_mtu_probe(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
-        if !matches!(self.state, State::Established)
+        self.wants_larger_datagrams |= self.sender.queued_bytes() > self.mtu.current() as u64;
+        if !self.wants_larger_datagrams
+            || !matches!(self.state, State::Established)
             || self.recovery.largest_acked.is_none()
             || self.recovery.probes > 0
         {

@@ -10,6 +10,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::OnceLock;
 
 use snow::params::DHChoice;
 use snow::resolvers::{CryptoResolver, DefaultResolver};
@@ -84,7 +85,10 @@ impl FromStr for PublicKey {
 #[derive(Clone)]
 pub struct StaticKey {
     secret: [u8; KEY_LEN],
-    public: PublicKey,
+    /// Worked out on first use: a client that does not pin its server
+    /// never needs its own public key, and the X25519 operation it costs
+    /// was a quarter of such a client's handshake work.
+    public: OnceLock<PublicKey>,
 }
 
 impl StaticKey {
@@ -98,21 +102,23 @@ impl StaticKey {
     /// The key pair whose secret half is `secret` (any 32 bytes are a valid
     /// Curve25519 secret).
     pub fn from_secret(secret: [u8; KEY_LEN]) -> Self {
-        let mut dh = DefaultResolver
-            .resolve_dh(&DHChoice::Curve25519)
-            .expect("snow's default resolver always has Curve25519");
-        dh.set(&secret);
-        let mut public = [0u8; KEY_LEN];
-        public.copy_from_slice(dh.pubkey());
         Self {
             secret,
-            public: PublicKey(public),
+            public: OnceLock::new(),
         }
     }
 
     /// The public half, to give to clients.
     pub fn public_key(&self) -> PublicKey {
-        self.public
+        *self.public.get_or_init(|| {
+            let mut dh = DefaultResolver
+                .resolve_dh(&DHChoice::Curve25519)
+                .expect("snow's default resolver always has Curve25519");
+            dh.set(&self.secret);
+            let mut public = [0u8; KEY_LEN];
+            public.copy_from_slice(dh.pubkey());
+            PublicKey(public)
+        })
     }
 
     pub(crate) fn secret(&self) -> &[u8; KEY_LEN] {
@@ -180,7 +186,7 @@ impl StaticKey {
 impl fmt::Debug for StaticKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StaticKey")
-            .field("public", &self.public)
+            .field("public", &self.public_key())
             .field("secret", &"<hidden>")
             .finish()
     }

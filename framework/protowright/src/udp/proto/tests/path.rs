@@ -79,6 +79,45 @@ fn path_mtu_discovery_finds_the_largest_datagram_the_path_carries() {
 }
 
 #[test]
+fn a_connection_searches_for_larger_datagrams_only_once_it_has_more_to_send_than_one_carries() {
+    let mut world = connected_world(Config::default(), Faults::none(), 5);
+    let handle = world.client_conn.expect("client");
+    let sent_before = world
+        .client
+        .connection(handle)
+        .expect("connection")
+        .stats()
+        .packets_sent;
+    // Idle, then small messages: nothing a larger datagram would help.
+    world.run_until(3 * SECOND, |_| false);
+    for id in 0..20 {
+        send_payloads(&mut world, Lane::ReliableOrdered, 0, id..id + 1, 100);
+        world.run_until(SECOND, |w| w.server_received.len() > id as usize);
+    }
+    world.run_until(2 * SECOND, |_| false);
+    assert_eq!(datagram_size(&world), 1200, "no probes for small traffic");
+    let small_traffic = world
+        .client
+        .connection(handle)
+        .expect("connection")
+        .stats()
+        .packets_sent
+        - sent_before;
+    assert!(
+        small_traffic < 60,
+        "{small_traffic} packets for 20 small messages and keepalives: no probes among them"
+    );
+    // A transfer that needs larger datagrams starts the search.
+    transfer(&mut world, 20..40);
+    world.run_until(5 * SECOND, |w| datagram_size(w) > 8000);
+    assert!(
+        datagram_size(&world) > 8000,
+        "settled on {}",
+        datagram_size(&world)
+    );
+}
+
+#[test]
 fn with_discovery_off_the_initial_size_is_kept() {
     let config = Config {
         mtu_discovery: false,
