@@ -443,6 +443,8 @@ struct Figure {
     unit: &'static str,
     better: Better,
     runs: Vec<f64>,
+    /// Why runs failed, one entry per failed run.
+    failures: Vec<String>,
 }
 
 impl Figure {
@@ -495,6 +497,7 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<()> {
                     unit,
                     better,
                     runs: Vec::new(),
+                    failures: Vec::new(),
                 });
             }
         }
@@ -534,14 +537,29 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<()> {
                         _ => None,
                     },
                 };
-                let result = run_once(
+                let result = match run_once(
                     &binary,
                     contender.name,
                     workload.base,
                     options.amount(workload),
                     &place,
-                )
-                .with_context(|| format!("{} {}", contender.name, workload.name))?;
+                ) {
+                    Ok(result) => result,
+                    Err(error) => {
+                        // One pair that fails (a contender that cannot
+                        // finish a workload here) costs its figure, not
+                        // the run: it is shown as failed, with why.
+                        let why = format!("{error:#}");
+                        let why = why.lines().next().unwrap_or("").to_owned();
+                        eprintln!("  failed: {why}");
+                        for figure in figures.iter_mut().filter(|f| {
+                            f.contender == contender.name && f.workload == workload.name
+                        }) {
+                            figure.failures.push(why.clone());
+                        }
+                        continue;
+                    }
+                };
                 for figure in figures
                     .iter_mut()
                     .filter(|f| f.contender == contender.name && f.workload == workload.name)
@@ -785,6 +803,7 @@ fn best(figures: &[Figure], of: &Figure, kind: Kind) -> Option<f64> {
                 && f.family == of.family
                 && f.workload == of.workload
                 && f.metric == of.metric
+                && !f.runs.is_empty()
         })
         .map(Figure::median);
     match of.better {
@@ -850,6 +869,21 @@ fn table(figures: &[Figure], options: &Options) -> String {
             Some(label) => format!("{} ({label})", figure.contender),
             None => figure.contender.to_owned(),
         };
+        if let Some(why) = figure.failures.first() {
+            let runs = figure.runs.len() + figure.failures.len();
+            out.push_str(&format!(
+                "| {} | {} | {} ({}) | failed in {} of {runs} runs: {} | | | | | |\n",
+                name,
+                figure.workload,
+                figure.metric,
+                figure.unit,
+                figure.failures.len(),
+                why.replace('|', "/"),
+            ));
+            if figure.runs.is_empty() {
+                continue;
+            }
+        }
         out.push_str(&format!(
             "| {} | {} | {} ({}) | {} | {} | {} | {} | {} | {} |\n",
             name,
@@ -927,7 +961,7 @@ fn show(value: f64, unit: &str) -> String {
 fn json_report(figures: &[Figure]) -> Value {
     let results: Vec<Value> = figures
         .iter()
-        .map(|f| json!({ "contender": f.contender, "label": f.label, "workload": f.workload, "metric": f.metric, "value": f.median(), "unit": f.unit, "runs": f.runs }))
+        .map(|f| json!({ "contender": f.contender, "label": f.label, "workload": f.workload, "metric": f.metric, "value": f.median(), "unit": f.unit, "runs": f.runs, "failures": f.failures }))
         .collect();
     json!({ "results": results })
 }
