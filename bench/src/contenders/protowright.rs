@@ -128,10 +128,11 @@ pub(super) async fn serve(
         }
         Workload::Msgs64Unreliable => {
             let mut meter = Meter::default();
+            let mut messages = connection.messages::<Stream>();
             // Ends at the client's close (everything that arrived before it
             // is read first), or when nothing came for a while.
             let end = loop {
-                let next = next_or_quiet(connection.recv::<Stream>(), &meter).await;
+                let next = next_or_quiet(messages.next(), &meter).await;
                 match next.item {
                     Some(Ok(Some(Stream {
                         body: Some(stream::Body::Datagram(datagram)),

@@ -8,6 +8,11 @@ use bytes::Bytes;
 use super::{Connection, Path};
 use crate::error::RecvError;
 use crate::schema::Protocol;
+use crate::udp;
+
+/// The most messages taken from a reliable-UDP connection at once: the
+/// stream holds at most this many whose flow-control credit went back.
+const UDP_BATCH: usize = 256;
 
 /// The protocol root `P`'s messages on one connection, taken in batches:
 /// made by [`Connection::messages`].
@@ -16,12 +21,14 @@ use crate::schema::Protocol;
 /// connection's inbox into a buffer of its own under one lock, then hands
 /// them out one by one with no shared state touched; the inbox's bound
 /// applies to each batch, so at most twice the configured messages are
-/// held. Over reliable UDP it takes them one by one, as
-/// [`Connection::recv`] does.
+/// held. Over reliable UDP it takes up to 256 at a time from the engine,
+/// under one lock, giving their flow-control credit back as it takes them.
 #[derive(Debug)]
 pub struct Messages<P> {
     connection: Connection,
     batch: VecDeque<Bytes>,
+    /// Over reliable UDP: messages taken from the engine, not yet returned.
+    datagrams: VecDeque<udp::Message>,
     root: PhantomData<fn() -> P>,
 }
 
@@ -30,6 +37,7 @@ impl<P: Protocol> Messages<P> {
         Self {
             connection,
             batch: VecDeque::new(),
+            datagrams: VecDeque::new(),
             root: PhantomData,
         }
     }
@@ -56,10 +64,17 @@ impl<P: Protocol> Messages<P> {
                     None => return connection.session_end(),
                 }
             }
-            Path::Udp(raw) => match raw.recv().await {
-                Ok(message) => message.data,
-                Err(error) => return connection.udp_end(error),
-            },
+            Path::Udp(raw) => {
+                if self.datagrams.is_empty()
+                    && let Err(error) = raw.recv_many(&mut self.datagrams, UDP_BATCH).await
+                {
+                    return connection.udp_end(error);
+                }
+                match self.datagrams.pop_front() {
+                    Some(message) => message.data,
+                    None => return connection.session_end(),
+                }
+            }
         };
         connection.decode_root(body).map(Some)
     }

@@ -6,6 +6,7 @@
 //! session lane, apart from the application's channels). This handle is
 //! for code that wants the lanes themselves.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::Poll;
@@ -176,6 +177,31 @@ impl Connection {
                     self.inner.shared.wake_driver.notify_one();
                 }
                 return Poll::Ready(Ok(message));
+            }
+            match state.ended(handle, self.inner.peer) {
+                Some(error) => Poll::Ready(Err(error)),
+                None => Poll::Pending,
+            }
+        })
+        .await
+    }
+
+    /// Waits for messages, like [`recv`](Self::recv), then moves up to
+    /// `max` of those waiting into `out` under one lock (their flow-control
+    /// credit goes back as they are taken). Returns how many it moved, at
+    /// least one; after the connection ends, the reason once none is left.
+    /// For a reader that takes every message as it comes: one lock and one
+    /// engine update per batch rather than per message.
+    pub async fn recv_many(&self, out: &mut VecDeque<Message>, max: usize) -> Result<usize, Error> {
+        let max = max.max(1);
+        self.wait_for(|state, handle| {
+            let before = out.len();
+            if state.engine.recv_many(handle, out, max) {
+                // A window update is due: the driver sends it.
+                self.inner.shared.wake_driver.notify_one();
+            }
+            if out.len() > before {
+                return Poll::Ready(Ok(out.len() - before));
             }
             match state.ended(handle, self.inner.peer) {
                 Some(error) => Poll::Ready(Err(error)),

@@ -33,6 +33,96 @@ pub(crate) struct SentFragment {
     pub(crate) len: u64,
 }
 
+/// Queued messages by id. Ids count up and messages mostly leave in the
+/// order they came, so they sit in a ring indexed by `id - base`, with
+/// holes where a message left early: profiles of many small messages
+/// showed a third of the sender's time in the B-tree this replaced (a
+/// search per fragment written, an insert per message, a removal per
+/// acknowledgement, among tens of thousands queued). A message that stays
+/// while thousands behind it leave (one lost again and again, say) moves
+/// to a side map, so the holes it held open go and the ring stays within
+/// about four slots per queued message.
+#[derive(Debug, Default)]
+struct Queue {
+    /// The id of the ring's first slot.
+    base: u64,
+    ring: VecDeque<Option<OutMessage>>,
+    /// Messages older than `base`.
+    stragglers: BTreeMap<u64, OutMessage>,
+    /// Messages held, ring and side map.
+    len: usize,
+}
+
+/// The ring is compacted only beyond this many slots.
+const RING_SLACK: usize = 1024;
+
+impl Queue {
+    fn starting_at(base: u64) -> Self {
+        Self {
+            base,
+            ..Self::default()
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Adds message `id`, the next id after every one added before.
+    fn push(&mut self, id: u64, message: OutMessage) {
+        debug_assert_eq!(id, self.base + self.ring.len() as u64);
+        self.ring.push_back(Some(message));
+        self.len += 1;
+    }
+
+    fn get(&self, id: u64) -> Option<&OutMessage> {
+        match id.checked_sub(self.base) {
+            Some(index) => self.ring.get(usize::try_from(index).ok()?)?.as_ref(),
+            None => self.stragglers.get(&id),
+        }
+    }
+
+    fn get_mut(&mut self, id: u64) -> Option<&mut OutMessage> {
+        match id.checked_sub(self.base) {
+            Some(index) => self.ring.get_mut(usize::try_from(index).ok()?)?.as_mut(),
+            None => self.stragglers.get_mut(&id),
+        }
+    }
+
+    fn remove(&mut self, id: u64) -> Option<OutMessage> {
+        let message = match id.checked_sub(self.base) {
+            Some(index) => self.ring.get_mut(usize::try_from(index).ok()?)?.take(),
+            None => self.stragglers.remove(&id),
+        }?;
+        self.len -= 1;
+        self.compact();
+        Some(message)
+    }
+
+    /// Drops the holes at the ring's front; while the ring is mostly
+    /// holes, moves its first message aside to let them go.
+    fn compact(&mut self) {
+        loop {
+            while let Some(None) = self.ring.front() {
+                self.ring.pop_front();
+                self.base += 1;
+            }
+            let in_ring = self.len - self.stragglers.len();
+            if self.ring.len() <= RING_SLACK || self.ring.len() <= 4 * in_ring {
+                return;
+            }
+            if let Some(Some(first)) = self.ring.pop_front() {
+                self.stragglers.insert(self.base, first);
+            }
+            self.base += 1;
+        }
+    }
+
+    fn values(&self) -> impl Iterator<Item = &OutMessage> {
+        self.ring.iter().flatten().chain(self.stragglers.values())
+    }
+}
+
 #[derive(Debug)]
 struct OutMessage {
     lane: Lane,
@@ -97,7 +187,7 @@ struct Level {
 }
 
 impl Level {
-    fn has_pending(&self, messages: &BTreeMap<u64, OutMessage>, flow_allowance: u64) -> bool {
+    fn has_pending(&self, messages: &Queue, flow_allowance: u64) -> bool {
         !self.retransmit.is_empty()
             || !self.fresh_unreliable.is_empty()
             || self.is_reliable_sendable(messages, flow_allowance)
@@ -105,21 +195,17 @@ impl Level {
 
     /// Whether the oldest fresh reliable message may send within
     /// `flow_allowance`.
-    fn is_reliable_sendable(
-        &self,
-        messages: &BTreeMap<u64, OutMessage>,
-        flow_allowance: u64,
-    ) -> bool {
+    fn is_reliable_sendable(&self, messages: &Queue, flow_allowance: u64) -> bool {
         self.fresh_reliable
             .front()
-            .and_then(|id| messages.get(id))
+            .and_then(|id| messages.get(*id))
             .is_some_and(|message| message.flow_need() <= flow_allowance)
     }
 }
 
 #[derive(Debug)]
 pub(crate) struct Sender {
-    messages: BTreeMap<u64, OutMessage>,
+    messages: Queue,
     next_id: u64,
     /// Queues per priority, highest first.
     levels: BTreeMap<Reverse<i32>, Level>,
@@ -141,7 +227,7 @@ pub(crate) struct Sender {
 impl Sender {
     pub(crate) fn new() -> Self {
         Self {
-            messages: BTreeMap::new(),
+            messages: Queue::default(),
             next_id: 0,
             levels: BTreeMap::new(),
             priorities: BTreeMap::new(),
@@ -177,7 +263,7 @@ impl Sender {
         let sequence = self.sequences.entry((lane, numbering)).or_insert(0);
         let id = self.next_id;
         self.next_id += 1;
-        self.messages.insert(
+        self.messages.push(
             id,
             OutMessage {
                 lane,
@@ -341,7 +427,7 @@ impl Sender {
         priority: Reverse<i32>,
         lost: SentFragment,
     ) -> Resend {
-        let Some(message) = self.messages.get(&lost.message) else {
+        let Some(message) = self.messages.get(lost.message) else {
             return Resend::Obsolete;
         };
         // Skip the acknowledged prefix of the lost range.
@@ -389,7 +475,7 @@ impl Sender {
             &mut level.fresh_unreliable
         };
         let id = *queue.front()?;
-        let message = self.messages.get_mut(&id)?;
+        let message = self.messages.get_mut(id)?;
         let remaining = message.len() - message.unsent;
         let overhead = if reliable && message.unsent == 0 {
             MESSAGE_OVERHEAD
@@ -416,7 +502,7 @@ impl Sender {
             self.data_sent += overhead + len;
         } else if done {
             // Unreliable messages are forgotten once sent.
-            if let Some(message) = self.messages.remove(&id) {
+            if let Some(message) = self.messages.remove(id) {
                 self.queued_bytes -= message.len();
             }
         }
@@ -429,7 +515,7 @@ impl Sender {
 
     /// Applies an acknowledgement of `fragment`.
     pub(crate) fn on_acked(&mut self, fragment: SentFragment) {
-        let Some(message) = self.messages.get_mut(&fragment.message) else {
+        let Some(message) = self.messages.get_mut(fragment.message) else {
             return;
         };
         if !message.lane.is_reliable() {
@@ -440,7 +526,7 @@ impl Sender {
             .insert(fragment.offset..fragment.offset + fragment.len);
         if message.acked.covers(0..message.len()) {
             let len = message.len();
-            self.messages.remove(&fragment.message);
+            self.messages.remove(fragment.message);
             self.queued_bytes -= len;
             self.reliable_messages -= 1;
         }
@@ -448,7 +534,7 @@ impl Sender {
 
     /// Applies a loss of `fragment`: reliable data is queued to be resent.
     pub(crate) fn on_lost(&mut self, fragment: SentFragment) {
-        if let Some(message) = self.messages.get(&fragment.message) {
+        if let Some(message) = self.messages.get(fragment.message) {
             let range: Range<u64> = fragment.offset..fragment.offset + fragment.len;
             if message.lane.is_reliable() && !message.acked.covers(range) {
                 self.levels
@@ -462,7 +548,7 @@ impl Sender {
 
     /// Drops everything queued (the connection is gone).
     pub(crate) fn clear(&mut self) {
-        self.messages.clear();
+        self.messages = Queue::starting_at(self.next_id);
         self.levels.clear();
         self.queued_bytes = 0;
         self.reliable_messages = 0;
@@ -573,5 +659,59 @@ mod tests {
         );
         assert_eq!(sender.priority(0), 10);
         assert_eq!(sender.priority(1), 0);
+    }
+
+    fn queued(id: u64) -> OutMessage {
+        OutMessage {
+            lane: Lane::ReliableOrdered,
+            channel: 0,
+            priority: 0,
+            sequence: id,
+            data: Bytes::new(),
+            unsent: 0,
+            acked: RangeSet::default(),
+        }
+    }
+
+    #[test]
+    fn a_message_that_stays_while_thousands_leave_keeps_the_ring_small_and_stays_reachable() {
+        let mut queue = Queue::default();
+        for id in 0..100_000 {
+            queue.push(id, queued(id));
+            // Message 0 stays; every other leaves a little later.
+            if id > 10 {
+                assert!(queue.remove(id - 10).is_some());
+            }
+            assert!(
+                queue.ring.len() <= RING_SLACK.max(4 * queue.len()),
+                "{} slots for {} messages",
+                queue.ring.len(),
+                queue.len()
+            );
+        }
+        assert_eq!(queue.len(), 11);
+        assert_eq!(
+            queue.get(0).map(|m| m.sequence),
+            Some(0),
+            "moved aside, still there"
+        );
+        assert_eq!(queue.get(99_999).map(|m| m.sequence), Some(99_999));
+        assert!(queue.get(50).is_none());
+        assert_eq!(queue.values().count(), 11);
+        assert!(queue.remove(0).is_some());
+        assert_eq!(queue.len(), 10);
+    }
+
+    #[test]
+    fn messages_leaving_in_order_leave_no_slots_behind() {
+        let mut queue = Queue::starting_at(7);
+        for id in 7..1_007 {
+            queue.push(id, queued(id));
+        }
+        for id in 7..1_007 {
+            assert_eq!(queue.remove(id).map(|m| m.sequence), Some(id));
+        }
+        assert_eq!((queue.len(), queue.ring.len(), queue.base), (0, 0, 1_007));
+        assert!(queue.remove(7).is_none(), "gone is gone");
     }
 }
