@@ -291,13 +291,15 @@ impl Connection {
     /// task that reads a connection's messages as fast as they come.
     ///
     /// ```no_run
-    /// # async fn run(connection: protowright::Connection) -> Result<(), protowright::RecvError> {
-    /// # use protowright::v1::Status as Chat; // any protocol root
-    /// let mut messages = connection.messages::<Chat>();
-    /// while let Some(message) = messages.next().await? {
-    ///     println!("{message:?}");
+    /// # use protowright::{Connection, Protocol, RecvError};
+    /// // `Root`: the protocol root generated from your schema.
+    /// async fn read_all<Root: Protocol + std::fmt::Debug>(connection: Connection) -> Result<(), RecvError> {
+    ///     let mut messages = connection.messages::<Root>();
+    ///     while let Some(message) = messages.next().await? {
+    ///         println!("{message:?}");
+    ///     }
+    ///     Ok(())
     /// }
-    /// # Ok(()) }
     /// ```
     ///
     /// Messages it has taken are its own: a `recv` on another handle of the
