@@ -35,6 +35,9 @@ use super::{Client, Config, Service, Stats, Status};
 use crate::error::ConnectionError;
 use crate::v1::{Envelope, Kind};
 
+/// The room for protocol messages a read loop keeps between reads.
+const RETAINED_BATCH: usize = 256;
+
 /// How long a session that is closing because the peer broke the protocol
 /// waits for its GOAWAY (which says why) to be written.
 const FAREWELL: Duration = Duration::from_secs(1);
@@ -357,11 +360,18 @@ impl<S: Service> Driver<S> {
                     }
                     Err(frame) => frame,
                 };
-                let envelope =
-                    decode_envelope(frame).map_err(|source| ConnectionError::Decode {
-                        peer: self.shared.peer().to_owned(),
-                        source,
-                    })?;
+                let envelope = match decode_envelope(frame) {
+                    Ok(envelope) => envelope,
+                    Err(source) => {
+                        // What arrived whole before the bad frame is still
+                        // the application's.
+                        self.on_messages(&mut messages).await;
+                        return Err(ConnectionError::Decode {
+                            peer: self.shared.peer().to_owned(),
+                            source,
+                        });
+                    }
+                };
                 traffic |= is_traffic(envelope.kind);
                 match Kind::try_from(envelope.kind) {
                     Ok(Kind::OneWay) => one_ways.push((envelope.method, envelope.body)),
@@ -378,6 +388,14 @@ impl<S: Service> Driver<S> {
                 }
             }
             self.on_messages(&mut messages).await;
+            if frames.capacity() > RETAINED_BATCH {
+                frames.shrink_to(RETAINED_BATCH);
+            }
+            if messages.capacity() > RETAINED_BATCH {
+                // A burst of tiny frames grew it: an idle connection keeps
+                // no more than a modest batch's room.
+                messages.shrink_to(RETAINED_BATCH);
+            }
             Counters::add(&self.shared.counters.messages_in, count);
             if traffic {
                 self.shared.activity.mark(Moment::Traffic);

@@ -15,9 +15,11 @@
 //!   spent not reading (its queues full);
 //! - a frame smaller than `read_buffer` is copied out of the buffer, so a
 //!   small message waiting in a queue never keeps a whole read buffer
-//!   alive; frames up to 512 bytes share 4 KiB arenas, so a held one
-//!   keeps at most 4 KiB alive, and the queues' bounds in messages (1,024
-//!   each by default) bound that too.
+//!   alive. Runs of frames up to 512 bytes that queues hold (messages,
+//!   one-way messages, requests) share an arena sized to the run, at most
+//!   4 KiB and holding nothing else: a held frame keeps at most its run
+//!   alive, and the queues' bounds in messages (1,024 each by default)
+//!   bound the runs.
 
 use std::future::Future;
 use std::pin::pin;
@@ -32,8 +34,8 @@ use super::Config;
 use super::link::{Link, LinkReader, LinkWriter, Meter};
 use crate::codec::Delimited;
 use crate::error::ConnectionError;
+use crate::v1::Kind;
 
-/// A byte stream carrying length-delimited envelopes.
 /// The room the first read gets.
 const FIRST_READ: usize = 512;
 
@@ -169,22 +171,23 @@ impl<R: AsyncRead + Unpin + Send + 'static> StreamReader<R> {
         Ok(())
     }
 
-    /// Whether part of a frame is buffered.
     /// Takes the frame of `len` bytes at the front of the buffer.
     ///
     /// A small frame shared with the buffer would keep all of it alive
-    /// while it waits in a queue, so small frames are copied out: the
-    /// smallest into a shared arena of at most [`ARENA`] bytes, one per read (so a held message
-    /// keeps at most that much alive, and a stream of small messages costs
-    /// one allocation per arena rather than one or two per message, as
-    /// profiles showed), the rest into allocations of their own. A frame
-    /// as large as the read buffer is split off without a copy.
+    /// while it waits in a queue, so small frames are copied out. Runs of
+    /// small frames that queues hold (protocol messages, one-way messages,
+    /// requests) share an arena sized to exactly that run, at most
+    /// [`ARENA`] bytes: a stream of small messages costs one allocation per
+    /// run rather than one or two per message, as profiles showed, and an
+    /// arena holds nothing a queue does not (no heartbeat, reply or
+    /// padding the reader drops at once). Other frames get allocations of
+    /// their own; a frame as large as the read buffer is split off without
+    /// a copy.
     fn take_frame(&mut self, len: usize) -> Bytes {
-        if len <= ARENA_FRAME {
+        if len <= ARENA_FRAME && is_queued_kind(&self.buf[..len]) {
             if self.arena.capacity() - self.arena.len() < len {
-                // No larger than what is buffered: one small message
-                // gets a small arena.
-                self.arena = BytesMut::with_capacity(self.buf.len().min(ARENA));
+                let run = len + queued_run_after(&self.buf[len..], ARENA - len);
+                self.arena = BytesMut::with_capacity(run);
             }
             self.arena.extend_from_slice(&self.buf[..len]);
             self.buf.advance(len);
@@ -197,6 +200,8 @@ impl<R: AsyncRead + Unpin + Send + 'static> StreamReader<R> {
         }
         self.buf.split_to(len).freeze()
     }
+
+    /// Whether part of a frame is buffered.
 
     fn is_inside_frame(&self) -> bool {
         !self.buf.is_empty() || self.codec.announced().is_some()
@@ -236,6 +241,35 @@ impl<R: AsyncRead + Unpin + Send + 'static> StreamReader<R> {
     }
 }
 
+/// Whether `frame` is an envelope a queue holds once read: a protocol
+/// message, a one-way message or a request (protowright writes the kind
+/// first). Anything else is not worth sharing an arena with them.
+fn is_queued_kind(frame: &[u8]) -> bool {
+    const KIND_KEY: u8 = 1 << 3;
+    matches!(frame, [KIND_KEY, kind, ..] if matches!(Kind::try_from(i32::from(*kind)), Ok(Kind::Message | Kind::OneWay | Kind::Request)))
+}
+
+/// The bytes of the complete small frames of queued kinds that follow at
+/// the front of `rest` (length prefixes not counted), up to `limit`.
+fn queued_run_after(mut rest: &[u8], limit: usize) -> usize {
+    let mut run = 0;
+    while let Ok(len) = prost::encoding::decode_varint(&mut rest) {
+        let Ok(len) = usize::try_from(len) else {
+            break;
+        };
+        if len > ARENA_FRAME
+            || len > rest.len()
+            || run + len > limit
+            || !is_queued_kind(&rest[..len])
+        {
+            break;
+        }
+        run += len;
+        rest = &rest[len..];
+    }
+    run
+}
+
 /// The writing half: batches written as they are.
 #[derive(Debug)]
 pub(crate) struct StreamWriter<W> {
@@ -267,5 +301,77 @@ impl<W: AsyncWrite + Unpin + Send + 'static> LinkWriter for StreamWriter<W> {
             .shutdown()
             .await
             .map_err(|source| ConnectionError::io(&self.peer, source))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BufMut;
+    use prost::Message;
+
+    use super::*;
+    use crate::v1::Envelope;
+
+    fn frame(kind: Kind, body: usize) -> Vec<u8> {
+        let envelope = Envelope {
+            kind: kind as i32,
+            call_id: 1,
+            body: vec![7u8; body].into(),
+            ..Envelope::default()
+        };
+        let mut framed = Vec::new();
+        prost::encoding::encode_varint(envelope.encoded_len() as u64, &mut framed);
+        framed.put_slice(&envelope.encode_to_vec());
+        framed
+    }
+
+    fn envelope_len(framed: &[u8]) -> usize {
+        let mut cursor = framed;
+        let len = prost::encoding::decode_varint(&mut cursor).unwrap();
+        usize::try_from(len).unwrap()
+    }
+
+    #[test]
+    fn only_envelopes_a_queue_holds_share_an_arena() {
+        for (kind, queued) in [
+            (Kind::Message, true),
+            (Kind::OneWay, true),
+            (Kind::Request, true),
+            (Kind::Response, false),
+            (Kind::Ping, false),
+            (Kind::Pong, false),
+            (Kind::Goaway, false),
+        ] {
+            let framed = frame(kind, 10);
+            let prefix = framed.len() - envelope_len(&framed);
+            assert_eq!(is_queued_kind(&framed[prefix..]), queued, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn an_arena_covers_the_run_of_small_queued_frames_and_stops_at_anything_else() {
+        let messages = [frame(Kind::Message, 10), frame(Kind::Request, 20)];
+        let mut rest: Vec<u8> = messages.concat();
+        rest.extend(frame(Kind::Ping, 0));
+        rest.extend(frame(Kind::Message, 30));
+        let run: usize = messages.iter().map(|m| envelope_len(m)).sum();
+        assert_eq!(queued_run_after(&rest, ARENA), run, "stops at the ping");
+        assert_eq!(
+            queued_run_after(&rest, run - 1),
+            envelope_len(&messages[0]),
+            "within the limit"
+        );
+        let large = frame(Kind::Message, ARENA_FRAME + 1);
+        assert_eq!(
+            queued_run_after(&large, ARENA),
+            0,
+            "a large frame has its own allocation"
+        );
+        let partial = &rest[..5];
+        assert_eq!(
+            queued_run_after(partial, ARENA),
+            0,
+            "an incomplete frame is not counted"
+        );
     }
 }
