@@ -202,7 +202,6 @@ impl<R: AsyncRead + Unpin + Send + 'static> StreamReader<R> {
     }
 
     /// Whether part of a frame is buffered.
-
     fn is_inside_frame(&self) -> bool {
         !self.buf.is_empty() || self.codec.announced().is_some()
     }
