@@ -261,13 +261,20 @@ async fn a_receiver_that_does_not_read_stops_the_sender(transport: Transport) {
     sender.await.unwrap();
 }
 
-async fn recv_ends_with_none_after_a_clean_close(transport: Transport) {
+/// A server with default settings and a client connected to it: the
+/// server, the client, the server's connection and the client's.
+async fn connected(transport: Transport) -> (Served, Client, Connection, Connection) {
     let mut served = Served::start(transport, ServerConfig::default()).await;
     let client = Client::connect(Tokio, transport, served.addr, ClientConfig::default())
         .await
         .unwrap();
     let theirs = served.next_connection().await;
     let mine = client.connection().await.unwrap();
+    (served, client, theirs, mine)
+}
+
+async fn recv_ends_with_none_after_a_clean_close(transport: Transport) {
+    let (served, client, theirs, mine) = connected(transport).await;
     for seq in 0..5 {
         mine.send(Stream::OrderedB.message(seq, 10)).await.unwrap();
     }
@@ -284,12 +291,7 @@ async fn recv_ends_with_none_after_a_clean_close(transport: Transport) {
 }
 
 async fn the_message_stream_reads_in_order_then_ends_with_none(transport: Transport) {
-    let mut served = Served::start(transport, ServerConfig::default()).await;
-    let client = Client::connect(Tokio, transport, served.addr, ClientConfig::default())
-        .await
-        .unwrap();
-    let theirs = served.next_connection().await;
-    let mine = client.connection().await.unwrap();
+    let (_served, client, theirs, mine) = connected(transport).await;
     const MESSAGES: u64 = 3_000;
     let sender = tokio::spawn(async move {
         for seq in 0..MESSAGES {

@@ -177,18 +177,8 @@ impl Inbox {
             match self.try_pop() {
                 Ok(message) => return Some(message),
                 Err(true) => return None,
-                Err(false) => {}
+                Err(false) => self.arrival().await,
             }
-            let mut arrived = pin!(self.arrived.notified());
-            arrived.as_mut().enable();
-            {
-                let mut state = self.lock();
-                if !state.messages.is_empty() || state.ended {
-                    continue;
-                }
-                state.taker_waits = true;
-            }
-            arrived.await;
         }
     }
 
@@ -200,33 +190,45 @@ impl Inbox {
     pub(super) async fn pop_all(&self, batch: &mut VecDeque<Bytes>) -> bool {
         debug_assert!(batch.is_empty());
         loop {
-            {
-                let mut state = self.lock();
-                if !state.messages.is_empty() {
-                    std::mem::swap(&mut state.messages, batch);
-                    state.bytes = 0;
-                    let wake = std::mem::take(&mut state.reader_waits);
-                    drop(state);
-                    if wake {
-                        self.room.notify_waiters();
-                    }
-                    return true;
-                }
-                if state.ended {
-                    return false;
-                }
+            match self.try_pop_all(batch) {
+                Ok(()) => return true,
+                Err(true) => return false,
+                Err(false) => self.arrival().await,
             }
-            let mut arrived = pin!(self.arrived.notified());
-            arrived.as_mut().enable();
-            {
-                let mut state = self.lock();
-                if !state.messages.is_empty() || state.ended {
-                    continue;
-                }
-                state.taker_waits = true;
-            }
-            arrived.await;
         }
+    }
+
+    /// Moves every waiting message into `batch`, if any is waiting;
+    /// `Err(ended)` if none is.
+    fn try_pop_all(&self, batch: &mut VecDeque<Bytes>) -> Result<(), bool> {
+        let mut state = self.lock();
+        if state.messages.is_empty() {
+            return Err(state.ended);
+        }
+        std::mem::swap(&mut state.messages, batch);
+        state.bytes = 0;
+        let wake = std::mem::take(&mut state.reader_waits);
+        drop(state);
+        if wake {
+            self.room.notify_waiters();
+        }
+        Ok(())
+    }
+
+    /// Waits until a message may have arrived or the session ended: it
+    /// registers for the wake-up first, then says it waits under the lock,
+    /// so a push in between is never missed.
+    async fn arrival(&self) {
+        let mut arrived = pin!(self.arrived.notified());
+        arrived.as_mut().enable();
+        {
+            let mut state = self.lock();
+            if !state.messages.is_empty() || state.ended {
+                return;
+            }
+            state.taker_waits = true;
+        }
+        arrived.await;
     }
 
     /// Messages waiting now.
